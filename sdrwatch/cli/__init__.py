@@ -1,0 +1,83 @@
+"""The ``sdrwatch`` command line: thin click commands that parse options and call the layers.
+
+Each command lives in its own module of this package and is registered in ``COMMANDS`` below.
+Every :class:`~sdrwatch.errors.SdrwatchError` (and a few OS errors a user can cause, such as a full
+disk) becomes one line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+from __future__ import annotations
+
+import errno
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import SdrwatchError
+
+#: command name -> "module:attribute"; modules are imported only when their command runs
+COMMANDS = {
+    "replay": "sdrwatch.cli.replay:replay",
+    "baseline": "sdrwatch.cli.replay:baseline",
+    "evaluate": "sdrwatch.cli.replay:evaluate",
+    "bench": "sdrwatch.cli.bench:bench",
+    "record": "sdrwatch.cli.record:record",
+    "devices": "sdrwatch.cli.devices:devices",
+    "simulate": "sdrwatch.cli.simulate:simulate",
+    "demo": "sdrwatch.cli.demo:demo",
+}
+
+EXIT_BAD_INPUT = 1
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, so ``--help`` and each command start fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        return getattr(module, attr)
+
+    def invoke(self, ctx: click.Context):  # noqa: D401 - click API
+        try:
+            return super().invoke(ctx)
+        except SdrwatchError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                fail(f"disk full while writing {exc.filename or 'output'}: nothing partial was kept")
+            if exc.errno == errno.EPIPE:
+                sys.exit(0)
+            if exc.errno in (errno.ENOENT, errno.EACCES, errno.EISDIR):
+                fail(f"{exc.strerror}: {exc.filename}")
+            raise
+
+
+def fail(message: str) -> None:
+    """Print ``error: MESSAGE`` on one line to stderr and exit non-zero."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sdrwatch")
+def main() -> None:
+    """sdrwatch: catch wireless cheating devices at exam sites with RTL-SDR receivers.
+
+    \b
+    Examples:
+      sdrwatch demo                                   # simulated site, collector, alerts
+      sdrwatch replay recordings/fm-voice-appears     # emissions in a recording
+      sdrwatch replay REC --baseline BASE --format jsonl
+    """

@@ -1,0 +1,1 @@
+"""Wire schema, durable outbox and collector transport (ZeroMQ)."""

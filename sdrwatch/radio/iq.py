@@ -1,0 +1,83 @@
+"""The one IQ normalisation every sdrwatch path uses (files, rtl_tcp, pyrtlsdr, simulator).
+
+Full scale is 1.0 on each of I and Q:
+
+=========  ==================  =====================================
+format     SigMF datatype      complex value of a raw pair (i, q)
+=========  ==================  =====================================
+``cu8``    ``cu8``             ``(i - 127.5)/127.5 + 1j (q - 127.5)/127.5``
+``cs8``    ``ci8``             ``i/128 + 1j q/128``
+``cs16``   ``ci16_le``         ``i/32768 + 1j q/32768``
+``cf32``   ``cf32_le``         ``i + 1j q`` (unchanged)
+=========  ==================  =====================================
+
+So a full-scale complex tone has power 1.0 (0 dBFS) in every format. ``to_iq`` converts raw bytes
+with a lookup table (8-bit formats) so it costs one gather per sample; ``from_iq`` is its inverse
+with rounding and clipping, used by writers and by the simulator's 8-bit quantiser.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import RecordingError
+
+#: bytes per complex sample for each format
+BYTES_PER_SAMPLE = {"cu8": 2, "cs8": 2, "cs16": 4, "cf32": 8}
+#: SigMF datatype for each format, and back
+SIGMF_DATATYPE = {"cu8": "cu8", "cs8": "ci8", "cs16": "ci16_le", "cf32": "cf32_le"}
+FORMAT_OF_DATATYPE = {v: k for k, v in SIGMF_DATATYPE.items()}
+FORMAT_OF_DATATYPE.update({"ci16": "cs16", "cf32": "cf32", "cu8_le": "cu8", "ci8_le": "cs8"})
+
+
+def _pair_lut(levels: np.ndarray) -> np.ndarray:
+    """Complex64 table indexed by a little-endian uint16 holding (i, q) bytes."""
+    idx = np.arange(65536, dtype=np.uint32)
+    return (levels[idx & 0xFF] + 1j * levels[idx >> 8]).astype(np.complex64)
+
+
+_LUT = {
+    "cu8": _pair_lut((np.arange(256, dtype=np.float32) - np.float32(127.5)) / np.float32(127.5)),
+    "cs8": _pair_lut(np.arange(256, dtype=np.uint8).view(np.int8).astype(np.float32) / np.float32(128.0)),
+}
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if known, else raise a one-line :class:`RecordingError`."""
+    if fmt not in BYTES_PER_SAMPLE:
+        raise RecordingError(f"unknown sample format {fmt!r} (expected one of {', '.join(BYTES_PER_SAMPLE)})")
+    return fmt
+
+
+def to_iq(raw: bytes | bytearray | memoryview | np.ndarray, fmt: str) -> np.ndarray:
+    """Raw interleaved I/Q bytes in ``fmt`` -> complex64 samples at full scale 1.0.
+
+    ``raw`` must hold a whole number of samples; a trailing partial sample is an error
+    (a truncated file or stream), never silently dropped.
+    """
+    check_format(fmt)
+    buf = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.view(np.uint8).reshape(-1)
+    width = BYTES_PER_SAMPLE[fmt]
+    if buf.size % width:
+        raise RecordingError(f"{buf.size} bytes is not a whole number of {fmt} samples ({width} bytes each)")
+    if fmt in _LUT:
+        return _LUT[fmt][buf.view("<u2")]
+    if fmt == "cs16":
+        pairs = buf.view("<i2").astype(np.float32)
+        pairs *= np.float32(1.0 / 32768.0)
+        return pairs.view(np.complex64)
+    return buf.view("<f4").view(np.complex64).copy()
+
+
+def from_iq(iq: np.ndarray, fmt: str) -> bytes:
+    """complex samples at full scale 1.0 -> raw bytes in ``fmt`` (rounded, clipped to the format's range)."""
+    check_format(fmt)
+    pairs = np.empty(2 * len(iq), dtype=np.float32)
+    pairs[0::2] = iq.real
+    pairs[1::2] = iq.imag
+    if fmt == "cu8":
+        return np.clip(np.rint(pairs * 127.5 + 127.5), 0, 255).astype(np.uint8).tobytes()
+    if fmt == "cs8":
+        return np.clip(np.rint(pairs * 128.0), -128, 127).astype(np.int8).tobytes()
+    if fmt == "cs16":
+        return np.clip(np.rint(pairs * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    return pairs.astype("<f4").tobytes()
