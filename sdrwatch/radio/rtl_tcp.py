@@ -179,6 +179,16 @@ def _profile_for(tuner_id: int) -> Any:
         return None
 
 
+def _retune_hygiene(profile: Any, settle_s: float | None, discard_bytes: int | None) -> tuple[float, int]:
+    """(settle seconds, bytes to discard) after a retune: explicit values, else the profile's, else defaults."""
+    if settle_s is None:
+        settle_s = float(getattr(profile, "settle_max_s", 0.0) or getattr(profile, "settle_s", 0.0) or 0.017)
+    if discard_bytes is None:
+        discard_bytes = 2 * int(getattr(profile, "discard_samples", 0) or 16384)
+    discard_bytes = max(0, int(discard_bytes))
+    return float(settle_s), discard_bytes + discard_bytes % 2
+
+
 def _gains_for(tuner_id: int, profile: Any) -> list[float]:
     if profile is not None and getattr(profile, "gains_db", None):
         return [float(g) for g in profile.gains_db]
@@ -193,7 +203,9 @@ class _Dropped(Exception):
 class RtlTcpSource(Source):
     """A remote dongle (or ``sdrwatch simulate``) over rtl_tcp.
 
-    ``settle_s`` and ``discard_bytes`` set the retune hygiene (see the module docstring);
+    ``settle_s`` and ``discard_bytes`` set the retune hygiene (see the module docstring); by default they
+    come from the tuner's receiver profile (its worst settling time, and ``2 * discard_samples`` bytes),
+    or 17 ms and 32 KiB for an unknown tuner;
     ``reconnect_attempts`` and ``reconnect_backoff_s`` bound how hard a dropped link is retried
     (the backoff doubles each attempt, capped at 5 s) before :class:`SourceError` is raised.
     """
@@ -204,8 +216,8 @@ class RtlTcpSource(Source):
         port: int = DEFAULT_PORT,
         *,
         timeout_s: float = 5.0,
-        settle_s: float = 0.01,
-        discard_bytes: int = 32768,
+        settle_s: float | None = None,
+        discard_bytes: int | None = None,
         drain_max_s: float = 0.5,
         reconnect_attempts: int = 5,
         reconnect_backoff_s: float = 0.25,
@@ -217,8 +229,8 @@ class RtlTcpSource(Source):
         self.host, self.port = host, int(port)
         self.uri = f"rtl_tcp://{host}:{self.port}"
         self.timeout_s = float(timeout_s)
-        self.settle_s = float(settle_s)
-        self.discard_bytes = int(discard_bytes) + int(discard_bytes) % 2
+        self._settle_opt, self._discard_opt = settle_s, discard_bytes
+        self.settle_s, self.discard_bytes = _retune_hygiene(None, settle_s, discard_bytes)
         self.drain_max_s = float(drain_max_s)
         self.reconnect_attempts = int(reconnect_attempts)
         self.reconnect_backoff_s = float(reconnect_backoff_s)
@@ -290,6 +302,7 @@ class RtlTcpSource(Source):
         self._stream_bytes = 0
         self.tuner_type, self.gain_count = tuner_type, gain_count
         self.profile = _profile_for(tuner_type)
+        self.settle_s, self.discard_bytes = _retune_hygiene(self.profile, self._settle_opt, self._discard_opt)
         log.info("rtl_tcp connected to %s:%d (tuner %s, %d gains)", self.host, self.port,
                  tuner_name(tuner_type), gain_count)
 
