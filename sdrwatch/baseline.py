@@ -1,0 +1,161 @@
+"""Baseline files: a site's spectrum before the exam, per hop and per bin, saved as ``.npz``.
+
+File format (version 1), a numpy ``.npz`` archive (``numpy.load(path)`` reads it):
+
+=====================  ===============  ==================================================================
+array                  shape / dtype    meaning
+=====================  ===============  ==================================================================
+``meta``               0-d str          JSON: ``format`` ("sdrwatch-baseline"), ``version`` (1),
+                                        ``sample_rate_hz``, ``spectrum`` (fft_size, overlap, window,
+                                        frame_s, crop, dc_bins), ``k0_eff``, ``enbw_bins``, ``detector``
+                                        (pfa, margins, scales...), ``source`` (recording path),
+                                        ``created`` (UTC ISO-8601), ``hops`` (list of centre_hz, frames)
+``h{i}_freq_hz``       (bins,) f8       centre frequency of each kept bin of hop i
+``h{i}_noise_power``   (bins,) f4       mean noise power per bin, full scale^2 (not biased by users)
+``h{i}_noise_dof``     (bins,) f8       averages that noise estimate is worth (for the F threshold)
+``h{i}_mean_power``    (bins,) f4       mean power over the whole baseline
+``h{i}_maxhold``       (scales, bins)   max over the baseline of the window mean at each scale
+``h{i}_maxhold_k``     (scales,) f8     averages (K_eff) behind each max-hold row
+``h{i}_duty``          (bins,) f4       share of frames in which the bin was over its noise threshold
+``h{i}_p50_power``     (bins,) f4       median frame power
+``h{i}_p99_power``     (bins,) f4       99th percentile frame power
+=====================  ===============  ==================================================================
+
+Powers are linear; 10*log10 gives dBFS per bin. Hops are matched by centre frequency (within 1 kHz).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dsp.baseline import HopStats
+from .errors import BaselineError
+
+FORMAT = "sdrwatch-baseline"
+VERSION = 1
+_FIELDS = ("freq_hz", "noise_power", "noise_dof", "mean_power", "maxhold", "maxhold_k", "duty", "p50_power", "p99_power")
+HOP_MATCH_HZ = 1e3
+
+
+@dataclass
+class Baseline:
+    meta: dict
+    hops: list[HopStats] = field(default_factory=list)
+
+    def hop_for(self, center_hz: float) -> HopStats:
+        for h in self.hops:
+            if abs(h.center_hz - center_hz) <= HOP_MATCH_HZ:
+                return h
+        have = ", ".join(f"{h.center_hz / 1e6:.4f}" for h in self.hops)
+        raise BaselineError(f"baseline has no hop at {center_hz / 1e6:.4f} MHz (it has {have} MHz)")
+
+    def check_compatible(self, sample_rate_hz: float, fft_size: int) -> None:
+        """The baseline must come from the same bin grid as the data it is compared with."""
+        if abs(self.meta["sample_rate_hz"] - sample_rate_hz) > 1.0 or self.meta["spectrum"]["fft_size"] != fft_size:
+            raise BaselineError(
+                f"baseline was made at {self.meta['sample_rate_hz'] / 1e6:g} MS/s with {self.meta['spectrum']['fft_size']}-point FFTs, "
+                f"but the recording is {sample_rate_hz / 1e6:g} MS/s with {fft_size}-point FFTs"
+            )
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temporary file, then rename); a full disk leaves no partial baseline."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        arrays: dict[str, np.ndarray] = {}
+        meta = dict(self.meta)
+        meta.update(format=FORMAT, version=VERSION, hops=[{"center_hz": h.center_hz, "frames": h.frames} for h in self.hops])
+        arrays["meta"] = np.array(json.dumps(meta))
+        for i, h in enumerate(self.hops):
+            for name in _FIELDS:
+                arrays[f"h{i}_{name}"] = np.asarray(getattr(h, name))
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Baseline":
+        path = Path(path)
+        if not path.exists():
+            raise BaselineError(f"{path}: no such baseline file")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("format") != FORMAT:
+                    raise BaselineError(f"{path}: not an sdrwatch baseline")
+                if meta.get("version") != VERSION:
+                    raise BaselineError(f"{path}: baseline version {meta.get('version')} is not supported (expected {VERSION})")
+                hops = []
+                for i, hm in enumerate(meta["hops"]):
+                    vals = {name: z[f"h{i}_{name}"] for name in _FIELDS}
+                    hops.append(HopStats(center_hz=float(hm["center_hz"]), frames=int(hm["frames"]), **vals))
+        except BaselineError:
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise BaselineError(f"{path}: not a readable sdrwatch baseline ({type(exc).__name__})") from None
+        return cls(meta, hops)
+
+    @staticmethod
+    def is_baseline_file(path: str | Path) -> bool:
+        p = Path(path)
+        if p.suffix != ".npz" or not p.is_file():
+            return False
+        return True
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plot_baseline(baseline: Baseline, out_png: str | Path) -> Path:
+    """A PNG of the baseline over the stitched frequency axis: noise floor, median, p99, max-hold, duty."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .dsp.spectrum import stitch
+
+    hops = sorted(baseline.hops, key=lambda h: h.center_hz)
+    f, noise = stitch([h.freq_hz for h in hops], [h.noise_power for h in hops])
+    _, p50 = stitch([h.freq_hz for h in hops], [h.p50_power for h in hops])
+    _, p99 = stitch([h.freq_hz for h in hops], [h.p99_power for h in hops])
+    _, hold = stitch([h.freq_hz for h in hops], [h.maxhold[0] if len(h.maxhold) else h.p99_power for h in hops])
+    _, duty = stitch([h.freq_hz for h in hops], [h.duty for h in hops])
+    db = lambda p: 10 * np.log10(np.maximum(p, 1e-20))  # noqa: E731
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fm = f / 1e6
+    ax.plot(fm, db(hold), lw=0.6, color="tab:red", label="max-hold (shortest window)")
+    ax.plot(fm, db(p99), lw=0.6, color="tab:orange", label="99th percentile")
+    ax.plot(fm, db(p50), lw=0.6, color="tab:blue", label="median")
+    ax.plot(fm, db(noise), lw=1.0, color="black", label="noise floor")
+    ax.set_ylabel("power per bin (dBFS)")
+    src = baseline.meta.get("source", "")
+    ax.set_title(f"sdrwatch baseline {Path(str(src)).name}  ({len(hops)} hop{'s' if len(hops) != 1 else ''})")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax2.fill_between(fm, 100 * duty, step="mid", color="tab:green")
+    ax2.set_ylabel("duty %")
+    ax2.set_xlabel("frequency (MHz)")
+    ax2.set_ylim(0, 100)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    out_png.write_bytes(buf.getvalue())
+    return out_png

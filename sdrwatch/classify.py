@@ -1,0 +1,107 @@
+"""Classify emissions against the threat profiles in ``firmware_profiles/threats/*.toml``.
+
+Each profile is one small file (name, bands, bandwidth range, time pattern, severity). An emission
+gets the label of the best-fitting profile, or ``unknown``; ``reasons`` says why each near-miss did
+not fit (like rtl_433's named rejections). Severity = profile severity x novelty weight, where novelty
+is "new" (1.0), "changed" (0.8) or "emission" (no baseline: 0.6); an unknown emission gets 0.4 x weight.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .dsp.tracker import Emission
+from .errors import SdrwatchError
+
+NOVELTY_WEIGHT = {"new": 1.0, "changed": 0.8, "emission": 0.6}
+UNKNOWN_SEVERITY = 0.4
+BURST_MAX_S = 5.0  # an emission whose on-periods are shorter than this is bursty
+
+
+def profiles_dir() -> Path:
+    env = os.environ.get("SDRWATCH_PROFILES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "firmware_profiles"
+
+
+@dataclass(frozen=True)
+class ThreatProfile:
+    name: str
+    description: str
+    bands_hz: tuple[tuple[float, float], ...]
+    bandwidth_hz: tuple[float, float]
+    pattern: str  # "continuous" | "burst" | "any"
+    severity: float
+    min_duration_s: float = 0.0
+
+
+@lru_cache(maxsize=4)
+def load_threats(directory: str | None = None) -> tuple[ThreatProfile, ...]:
+    d = Path(directory) if directory else profiles_dir() / "threats"
+    out = []
+    for path in sorted(d.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text())
+            out.append(
+                ThreatProfile(
+                    name=str(data["name"]),
+                    description=str(data.get("description", "")),
+                    bands_hz=tuple((float(a), float(b)) for a, b in data["bands_hz"]),
+                    bandwidth_hz=(float(data["bandwidth_hz"][0]), float(data["bandwidth_hz"][1])),
+                    pattern=str(data.get("pattern", "any")),
+                    severity=float(data["severity"]),
+                    min_duration_s=float(data.get("min_duration_s", 0.0)),
+                )
+            )
+        except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
+            raise SdrwatchError(f"{path}: bad threat profile ({type(exc).__name__}: {exc})") from None
+    return tuple(out)
+
+
+def _misfit(p: ThreatProfile, e: Emission) -> str | None:
+    """Why profile ``p`` does not fit emission ``e`` (None if it fits)."""
+    if not any(lo <= e.center_hz <= hi for lo, hi in p.bands_hz):
+        return f"{p.name}: outside its bands"
+    lo, hi = p.bandwidth_hz
+    if not lo <= e.bandwidth_hz <= hi:
+        return f"{p.name}: bandwidth {e.bandwidth_hz / 1e3:.1f} kHz not in {lo / 1e3:g}-{hi / 1e3:g} kHz"
+    on_s = (e.end_s - e.start_s) * e.duty / max(e.bursts, 1)
+    bursty = on_s < BURST_MAX_S and (e.bursts > 1 or e.duty < 0.9 or on_s < BURST_MAX_S)
+    if p.pattern == "continuous" and (e.end_s - e.start_s) < p.min_duration_s:
+        return f"{p.name}: lasted {e.end_s - e.start_s:.2f} s, shorter than {p.min_duration_s:g} s"
+    if p.pattern == "continuous" and e.bursts > 1 and e.duty < 0.5:
+        return f"{p.name}: bursty (duty {e.duty:.0%})"
+    if p.pattern == "burst" and not bursty:
+        return f"{p.name}: continuous, not bursts"
+    return None
+
+
+def classify(e: Emission, threats: tuple[ThreatProfile, ...] | None = None) -> Emission:
+    """Set ``label``, ``severity`` and ``reasons`` of an emission in place and return it."""
+    threats = load_threats() if threats is None else threats
+    weight = NOVELTY_WEIGHT.get(e.novelty, 0.6)
+    fits = []
+    reasons = []
+    for p in threats:
+        why = _misfit(p, e)
+        if why is None:
+            fits.append(p)
+        else:
+            reasons.append(why)
+    if fits:
+        best = max(fits, key=lambda p: (p.pattern != "any", p.severity))
+        e.label = best.name
+        e.severity = best.severity * weight
+    else:
+        e.label = "unknown"
+        e.severity = UNKNOWN_SEVERITY * weight
+    e.reasons = reasons
+    return e

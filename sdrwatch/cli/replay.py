@@ -1,0 +1,225 @@
+"""``sdrwatch replay``, ``sdrwatch baseline build|show`` and ``sdrwatch evaluate``: the analyst's commands."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from ..errors import SdrwatchError
+
+FORMATS = click.Choice(["table", "jsonl"])
+
+
+def recording_options(f):
+    """--rate/--freq/--format for raw files whose names do not say them."""
+    f = click.option("--sample-format", "sample_format", type=click.Choice(["cu8", "cs8", "cs16", "cf32"]), help="Sample format of a raw file (default: from its extension).")(f)
+    f = click.option("--freq", "freq", metavar="HZ", help="Centre frequency of a raw file (e.g. 433.92M).")(f)
+    f = click.option("--rate", "rate", metavar="HZ", help="Sample rate of a raw file (e.g. 250k, 2.4M).")(f)
+    return f
+
+
+def detector_options(f):
+    f = click.option("--fft-size", type=int, default=None, help="FFT points per segment (default 1024).")(f)
+    f = click.option("--pfa", type=float, default=None, help="False-alarm probability per bin and test (default 1e-7).")(f)
+    f = click.option("--margin-db", type=float, default=None, help="Margin over the baseline's max-hold for 'changed' (default 6).")(f)
+    return f
+
+
+def _open(path: str, rate: str | None, freq: str | None, sample_format: str | None):
+    from ..radio.file import open_recording, parse_hz
+
+    return open_recording(
+        path,
+        sample_rate_hz=parse_hz(rate) if rate else None,
+        center_hz=parse_hz(freq) if freq else None,
+        fmt=sample_format,
+    )
+
+
+def _settings(fft_size=None, pfa=None, margin_db=None):
+    from dataclasses import replace
+
+    from ..replay import Settings
+
+    s = Settings()
+    if fft_size:
+        if fft_size < 16 or fft_size & (fft_size - 1):
+            raise SdrwatchError(f"--fft-size {fft_size}: use a power of two of at least 16")
+        s = replace(s, spectrum=replace(s.spectrum, fft_size=fft_size))
+    if pfa is not None:
+        if not 0 < pfa < 0.5:
+            raise SdrwatchError(f"--pfa {pfa}: must be between 0 and 0.5")
+        s = replace(s, detector=replace(s.detector, pfa=pfa))
+    if margin_db is not None:
+        s = replace(s, detector=replace(s.detector, margin_db=margin_db))
+    return s
+
+
+@contextmanager
+def progress_bar(label: str, total_samples: int):
+    """A progress bar on stderr (only when stderr is a terminal); yields a callback(samples)."""
+    if not sys.stderr.isatty() or total_samples <= 0:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as prog:
+        task = prog.add_task(label, total=total_samples)
+        yield lambda n: prog.advance(task, n)
+
+
+def _print_table(emissions, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col, just in (("start s", "right"), ("end s", "right"), ("MHz", "right"), ("bw kHz", "right"), ("peak dBFS", "right"), ("SNR dB", "right"), ("duty", "right"), ("bursts", "right"), ("novelty", "left"), ("label", "left"), ("sev", "right")):
+        table.add_column(col, justify=just)
+    for e in emissions:
+        table.add_row(
+            f"{e.start_s:.3f}", f"{e.end_s:.3f}", f"{e.center_hz / 1e6:.5f}", f"{e.bandwidth_hz / 1e3:.1f}", f"{e.peak_dbfs:.1f}",
+            f"{e.snr_db:.1f}", f"{e.duty:.0%}", str(e.bursts), e.novelty, e.label, f"{e.severity:.2f}",
+        )
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    console.print(table)
+
+
+@click.command()
+@click.argument("recording")
+@click.option("--baseline", "baseline_path", metavar="FILE|RECORDING", help="A baseline file (.npz) or a recording to learn one from.")
+@click.option("--format", "out_format", type=FORMATS, default="table", show_default=True, help="table for people, jsonl for tools (one emission per line).")
+@recording_options
+@detector_options
+def replay(recording, baseline_path, out_format, rate, freq, sample_format, fft_size, pfa, margin_db):
+    """List the emissions in a recording, against a baseline or the noise floor.
+
+    RECORDING is a SigMF recording (stem, .sigmf-meta or .sigmf-data) or a raw file named the
+    rtl_433 way (NAME_433.92M_250k.cu8). Without --baseline every emission above the noise floor is
+    reported; with it, only what is new or stands well above what the baseline showed.
+
+    \b
+    Examples:
+      sdrwatch replay recordings/fm-voice-appears
+      sdrwatch replay recordings/weak-fm-ladder --baseline recordings/weak-fm-ladder-baseline
+      sdrwatch replay capture_433.92M_250k.cu8 --format jsonl
+    """
+    from ..replay import detect, load_reference
+
+    settings = _settings(fft_size, pfa, margin_db)
+    rec = _open(recording, rate, freq, sample_format)
+    base = None
+    if baseline_path:
+        with progress_bar("learning baseline", 0) as cb:
+            base = load_reference(baseline_path, settings, cb)
+    with progress_bar(f"replaying {Path(recording).name}", rec.num_samples) as cb:
+        emissions = detect(rec, base, settings, cb)
+    if out_format == "jsonl":
+        out = sys.stdout
+        for e in emissions:
+            out.write(json.dumps(e.as_record()) + "\n")
+        out.flush()
+    else:
+        mode = f"against baseline {baseline_path}" if baseline_path else "against the noise floor"
+        _print_table(emissions, f"{len(emissions)} emission(s) in {recording} ({rec.duration_s:.2f} s, {mode})")
+
+
+@click.group()
+def baseline():
+    """Learn a site's spectrum before the exam, and look at it.
+
+    \b
+    Examples:
+      sdrwatch baseline build recordings/benign-baseline -o site.npz
+      sdrwatch baseline show site.npz -o site.png
+    """
+
+
+@baseline.command("build")
+@click.argument("recording")
+@click.option("-o", "--output", required=True, metavar="FILE", help="Baseline file to write (.npz).")
+@recording_options
+@click.option("--fft-size", type=int, default=None, help="FFT points per segment (default 1024).")
+def baseline_build(recording, output, rate, freq, sample_format, fft_size):
+    """Learn a baseline from RECORDING and write it to FILE.
+
+    \b
+    Example:
+      sdrwatch baseline build recordings/benign-baseline -o site.npz
+    """
+    from ..replay import learn_baseline
+
+    rec = _open(recording, rate, freq, sample_format)
+    with progress_bar("learning baseline", rec.num_samples) as cb:
+        base = learn_baseline(rec, _settings(fft_size), cb)
+    path = base.save(output)
+    bins = sum(len(h.freq_hz) for h in base.hops)
+    click.echo(f"{path}: {len(base.hops)} hop(s), {bins} bins, {rec.duration_s:.2f} s of {recording}")
+
+
+@baseline.command("show")
+@click.argument("baseline_file")
+@click.option("-o", "--output", metavar="PNG", help="Image to write (default: next to the baseline, .png).")
+def baseline_show(baseline_file, output):
+    """Plot a baseline (noise floor, median, 99th percentile, max-hold, duty) to a PNG.
+
+    \b
+    Example:
+      sdrwatch baseline show site.npz -o site.png
+    """
+    from ..baseline import Baseline, plot_baseline
+
+    base = Baseline.load(baseline_file)
+    out = Path(output) if output else Path(baseline_file).with_suffix(".png")
+    plot_baseline(base, out)
+    click.echo(str(out))
+
+
+@click.command()
+@click.argument("recording")
+@click.option("--baseline", "baseline_path", metavar="FILE|RECORDING", help="Baseline to replay against.")
+@click.option("--emissions", "emissions_path", type=click.Path(dir_okay=False), help="Score this replay output (JSON lines) instead of replaying.")
+@click.option("--json", "as_json", is_flag=True, help="Print the score as one JSON object.")
+@detector_options
+def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, margin_db):
+    """Score replay output against the ground-truth annotations of a SigMF recording.
+
+    Annotations marked "sdrwatch:threat": true (or, when none is marked, all annotations) are the
+    threats to find. Reports threats found, false alarms (emissions matching no annotation), benign
+    emitters flagged, and the frequency and time errors of each match.
+
+    \b
+    Examples:
+      sdrwatch evaluate recordings/gfsk-bursts --baseline recordings/gfsk-bursts-baseline
+      sdrwatch replay recordings/sweep --format jsonl > out.jsonl
+      sdrwatch evaluate recordings/sweep --emissions out.jsonl --json
+    """
+    from ..evaluate import emissions_from_jsonl, score
+    from ..replay import detect, load_reference
+
+    rec = _open(recording, None, None, None)
+    if not rec.annotations:
+        raise SdrwatchError(f"{recording}: has no annotations to score against")
+    if emissions_path:
+        records = emissions_from_jsonl(emissions_path)
+    else:
+        settings = _settings(fft_size, pfa, margin_db)
+        base = load_reference(baseline_path, settings) if baseline_path else None
+        with progress_bar(f"replaying {Path(recording).name}", rec.num_samples) as cb:
+            records = [e.as_record() for e in detect(rec, base, settings, cb)]
+    result = score(rec, records)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(
+        f"threats found {result['threats_found']}/{result['threats']}, false alarms {result['false_alarms']}, "
+        f"benign flagged {result['benign_flagged']}, median |freq error| {result['freq_error_hz_median']} Hz, "
+        f"median |time error| {result['time_error_s_median']} s"
+    )
+    for m in result["matches"]:
+        status = "found " if m["found"] else "MISSED"
+        extra = f"  df {m['freq_error_hz']:+.0f} Hz  dt {m['time_error_s']:+.3f} s" if m["found"] else ""
+        click.echo(f"  {status} {m['label']:<24} {m['center_hz'] / 1e6:.5f} MHz @ {m['start_s']:.3f} s{extra}")

@@ -1,0 +1,225 @@
+"""The detector's maths, in one place: thresholds, noise floor, detection against a baseline, extraction.
+
+Model (``../shared/research/domain.md`` §3)
+-------------------------------------------
+A bin of one windowed periodogram of complex Gaussian noise with mean power s^2 is s^2 * Exp(1).
+The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^2), see
+:func:`sdrwatch.dsp.spectrum.averaging_efficiency`) is
+
+    P / s^2 ~ Gamma(shape=K_eff, scale=1/K_eff)            (mean 1, variance 1/K_eff)
+
+1. **Known noise** (reference from very many averages):  flag P > s^2 * T_gamma with
+   ``T_gamma = gamma.isf(pfa, a=K_eff, scale=1/K_eff)``  (exact; e.g. K=32, pfa=1e-6 -> 3.17 dB).
+2. **Noise known from a baseline with K_ref averages**: under H0 the ratio of two independent
+   Gamma means is F-distributed,
+
+       P_test / P_ref ~ F(2 K_test, 2 K_ref)   ->   T_F = f.isf(pfa, 2 K_test, 2 K_ref)
+
+   which tends to T_gamma as K_ref -> inf and accounts for the baseline's own estimation error
+   (a 0.5 dB error in the floor would otherwise raise pfa 20-fold at K=16, §3.4).
+3. **Robust noise floor** where bins are sometimes occupied: the q-quantile over time of a bin's
+   frames (each with K0_eff averages) divided by the Gamma(K0_eff, 1/K0_eff) q-quantile is an unbiased
+   mean noise power as long as the bin is free more than q of the time (ITU-R SM.1753-style
+   order statistic). Without a baseline, the per-bin estimate is bounded by a sliding low percentile
+   across frequency (OS-CFAR, Rohling), which removes continuous emitters narrower than the window:
+   ``noise = min(n_bin, c * n_freq)``, c = 1.5 dB. Its precision counts as 0.4 of the frames' averages.
+4. **Baseline-difference detection** (§3.7), at integration scale s (a window of m frames):
+   - a bin is *occupied at s* if the baseline's max-hold at s, ``H_s``, exceeded ``s^2 * T_F(pfa_occ)``;
+     occupancy and ``H_s`` are widened by +-``slop_bins`` to absorb ppm drift;
+   - *new*: quiet bin and ``P > s^2 * T_F(pfa)``;
+   - *changed*: occupied bin and ``P > H_s * 10^(margin_db/10)`` (and above the noise threshold).
+5. **Multiple integration times**: windows of m = 1, 10, 100, ... frames are tested independently, each
+   with its own K_eff = m * K0_eff, so a 15 ms burst is caught by the short window and a weak
+   continuous carrier by the long one. The family of tests is controlled by a small per-bin pfa
+   (default 1e-7) and by requiring a cluster (below).
+6. **Clusters** (LAD double threshold, Lehtomaki): bins over the lower threshold (pfa_low, default
+   1e-3) form runs; a run is an emission if at least one bin passes the upper threshold and the run
+   has at least ``min_bins`` bins. Under H0 that needs one 1e-7 event next to a 1e-3 event.
+7. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
+   centre = sum f_k e_k / sum e_k; bandwidth = (bins in run) * bin width;
+   power (dBFS) = 10 log10(sum e_k / ENBW); in-band SNR = 10 log10(sum e_k / sum s_k^2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.ndimage
+import scipy.stats
+
+#: relative precision of the order-statistic noise estimate, as a fraction of the frames' averages
+PERCENTILE_EFFICIENCY = 0.4
+NOISE_QUANTILE = 0.2
+FREQ_FLOOR_SLACK_DB = 1.5
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    pfa: float = 1e-7  # per bin and test, upper threshold
+    pfa_low: float = 1e-3  # per bin, lower threshold (cluster edges)
+    pfa_occupied: float = 1e-4  # baseline occupancy test
+    margin_db: float = 6.0  # "changed" margin over the baseline's max-hold
+    slop_bins: int = 2  # frequency tolerance against the baseline (ppm drift)
+    min_bins: int = 2  # bins per emission
+    scales: tuple[int, ...] = (1, 10, 100, 400)  # integration windows, in frames
+
+    def as_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def gamma_threshold(k_eff: float, pfa: float) -> float:
+    """T with P(P/s^2 > T) = pfa for the mean of k_eff periodograms of noise (formula 1)."""
+    return float(scipy.stats.gamma.isf(pfa, a=k_eff, scale=1.0 / k_eff))
+
+
+def ratio_threshold(k_test: float, k_ref: np.ndarray | float, pfa: float) -> np.ndarray:
+    """T with P(P_test/P_ref > T) = pfa, P_test and P_ref independent noise means (formula 2).
+
+    ``k_ref`` may be an array (one per bin) or inf (known noise). Evaluated once per distinct value.
+    """
+    k_ref = np.atleast_1d(np.asarray(k_ref, dtype=float))
+    uniq, inv = np.unique(k_ref, return_inverse=True)
+    vals = np.array(
+        [gamma_threshold(k_test, pfa) if not np.isfinite(u) or u > 1e7 else float(scipy.stats.f.isf(pfa, 2 * k_test, 2 * u)) for u in uniq]
+    )
+    return vals[inv].reshape(k_ref.shape)
+
+
+def gamma_quantile(k_eff: float, q: float) -> float:
+    return float(scipy.stats.gamma.ppf(q, a=k_eff, scale=1.0 / k_eff))
+
+
+def robust_noise_per_bin(frames: np.ndarray, k0_eff: float, q: float = NOISE_QUANTILE) -> np.ndarray:
+    """Mean noise power per bin from the q-quantile over time of frames (T, bins) (formula 3)."""
+    return (np.quantile(frames, q, axis=0) / gamma_quantile(k0_eff, q)).astype(np.float32)
+
+
+def frequency_floor(noise_bin: np.ndarray, window_bins: int | None = None) -> np.ndarray:
+    """Bound a per-bin floor by a sliding 25th percentile across frequency (OS-CFAR, formula 3).
+
+    Bins of a continuous emitter narrower than half the window fall back to the local floor, with
+    ``FREQ_FLOOR_SLACK_DB`` of slack so that honest ripple of the receiver passband is kept.
+    """
+    n = len(noise_bin)
+    if window_bins is None:
+        window_bins = max(31, n // 8) | 1
+    local = scipy.ndimage.percentile_filter(noise_bin, 25, size=min(window_bins, n), mode="nearest")
+    # the 25th percentile of a locally flat floor sits slightly below it; the slack covers that too
+    return np.minimum(noise_bin, local * 10 ** (FREQ_FLOOR_SLACK_DB / 10)).astype(np.float32)
+
+
+@dataclass
+class Reference:
+    """What a hop is compared with: per-bin noise and the baseline's max-hold at each scale.
+
+    ``noise_power``: (bins,) mean noise power per bin (linear). ``noise_dof``: (bins,) how many
+    averages that estimate is worth (inf = exact). ``maxhold``: (scales, bins) baseline max-hold of
+    the window mean at each integration scale, or None (no baseline: every emission is new).
+    ``maxhold_k``: K_eff of each maxhold row.
+    """
+
+    noise_power: np.ndarray
+    noise_dof: np.ndarray
+    maxhold: np.ndarray | None = None
+    maxhold_k: np.ndarray | None = None
+
+
+@dataclass
+class Detection:
+    """One emission seen in one window at one scale (bins are indices into the hop's kept bins)."""
+
+    lo_bin: int
+    hi_bin: int
+    center_bin: float
+    power_dbfs: float
+    peak_bin_dbfs: float
+    snr_db: float
+    margin_db: float  # how far the strongest bin stands over its upper threshold
+    changed: bool  # True: stands above what the baseline showed there; False: new where it was quiet
+
+
+@dataclass
+class _ScaleThresholds:
+    upper: np.ndarray
+    lower: np.ndarray
+    occupied: np.ndarray
+    envelope: np.ndarray
+
+
+class HopDetector:
+    """Detection for one hop against a :class:`Reference`; thresholds cached per (scale, K)."""
+
+    def __init__(self, ref: Reference, k0_eff: float, enbw_bins: float, cfg: DetectorConfig = DetectorConfig()):
+        self.ref = ref
+        self.k0_eff = float(k0_eff)
+        self.enbw = float(enbw_bins)
+        self.cfg = cfg
+        self._cache: dict[tuple[int, int], _ScaleThresholds] = {}
+
+    def thresholds(self, scale_index: int, n_frames: int) -> _ScaleThresholds:
+        key = (scale_index, n_frames)
+        th = self._cache.get(key)
+        if th is not None:
+            return th
+        cfg, ref = self.cfg, self.ref
+        k = n_frames * self.k0_eff
+        noise = ref.noise_power
+        upper = noise * ratio_threshold(k, ref.noise_dof, cfg.pfa)
+        lower = noise * ratio_threshold(k, ref.noise_dof, cfg.pfa_low)
+        nb = len(noise)
+        occupied = np.zeros(nb, dtype=bool)
+        envelope = np.zeros(nb, dtype=np.float32)
+        if ref.maxhold is not None and len(ref.maxhold):
+            row = min(scale_index, len(ref.maxhold) - 1)
+            hold = ref.maxhold[row]
+            k_row = float(ref.maxhold_k[row]) if ref.maxhold_k is not None else k
+            occ = hold > noise * ratio_threshold(k_row, ref.noise_dof, cfg.pfa_occupied)
+            size = 2 * cfg.slop_bins + 1
+            occupied = scipy.ndimage.maximum_filter1d(occ.astype(np.uint8), size, mode="nearest").astype(bool)
+            envelope = scipy.ndimage.maximum_filter1d(hold, size, mode="nearest")
+            margin = 10 ** (cfg.margin_db / 10)
+            upper = np.where(occupied, np.maximum(upper, envelope * margin), upper)
+            lower = np.where(occupied, np.maximum(lower, envelope), lower)
+        th = _ScaleThresholds(upper.astype(np.float32), lower.astype(np.float32), occupied, envelope)
+        self._cache[key] = th
+        return th
+
+    def detect(self, power: np.ndarray, scale_index: int, n_frames: int) -> list[Detection]:
+        """Emissions in one window's mean power (bins,), per formulas 4-7."""
+        th = self.thresholds(scale_index, n_frames)
+        above_low = power > th.lower
+        if not above_low.any():
+            return []
+        above_up = power > th.upper
+        if not above_up.any():
+            return []
+        edges = np.diff(np.concatenate(([0], above_low.view(np.int8), [0])))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)  # exclusive
+        hits = np.add.reduceat(above_up.astype(np.int32), starts)
+        keep = (hits > 0) & ((ends - starts) >= self.cfg.min_bins)
+        out: list[Detection] = []
+        noise = self.ref.noise_power
+        for s, e in zip(starts[keep], ends[keep]):
+            p = power[s:e].astype(np.float64)
+            n = noise[s:e].astype(np.float64)
+            excess = np.maximum(p - n, 0.0)
+            tot = excess.sum()
+            if tot <= 0:
+                continue
+            center = float(np.dot(np.arange(s, e), excess) / tot)
+            over = p / th.upper[s:e]
+            top = int(np.argmax(over))
+            out.append(
+                Detection(
+                    lo_bin=int(s),
+                    hi_bin=int(e - 1),
+                    center_bin=center,
+                    power_dbfs=float(10 * np.log10(tot / self.enbw)),
+                    peak_bin_dbfs=float(10 * np.log10(p.max())),
+                    snr_db=float(10 * np.log10(tot / n.sum())),
+                    margin_db=float(10 * np.log10(over[top])),
+                    changed=bool(th.occupied[s + top]),
+                )
+            )
+        return out
