@@ -506,7 +506,7 @@ class RtlTcpSource(Source):
             driver="rtl_tcp",
             tuner=tuner_name(self.tuner_type),
             gains_db=_gains_for(self.tuner_type, self.profile),
-            sample_rates_hz=list(VALID_SAMPLE_RATES_HZ),
+            sample_rates_hz=[tuple(r) for r in getattr(self.profile, "sample_rate_ranges_hz", VALID_SAMPLE_RATES_HZ)],
             serial=None,
             description=f"rtl_tcp server at {self.host}:{self.port}",
             extra={

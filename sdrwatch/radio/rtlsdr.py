@@ -275,7 +275,7 @@ class RtlSdrSource(Source):
             tuner=TUNER_NAMES.get(self.tuner_type, f"tuner type {self.tuner_type}")
             if self.profile is None else self.profile.name,
             gains_db=list(self.gains_db),
-            sample_rates_hz=list(VALID_SAMPLE_RATES_HZ),
+            sample_rates_hz=[tuple(r) for r in getattr(self.profile, "sample_rate_ranges_hz", VALID_SAMPLE_RATES_HZ)],
             serial=self.serial,
             description=" ".join(s for s in (self.usb.get("manufacturer"), self.usb.get("product")) if s),
             extra={
