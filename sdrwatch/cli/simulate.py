@@ -36,7 +36,10 @@ def simulate(scene: str, listen: str, seed: int | None, realtime: bool, verbose:
     from ..radio.sim import open_sim
 
     uri = scene if scene.startswith("sim:") else f"sim:{scene}"
-    source = open_sim(uri, seed=seed, realtime=False)  # the server does the pacing
+    try:
+        source = open_sim(uri, seed=seed, realtime=False)  # the server does the pacing
+    except KeyboardInterrupt:
+        return
     try:
         server = RtlTcpServer(source, host, port, realtime=realtime)
     except BaseException:
