@@ -16,6 +16,7 @@ array                  shape / dtype    meaning
 ``h{i}_mean_power``    (bins,) f4       mean power over the whole baseline
 ``h{i}_maxhold``       (scales, bins)   max over the baseline of the window mean at each scale
 ``h{i}_maxhold_k``     (scales,) f8     averages (K_eff) behind each max-hold row
+``h{i}_maxhold_n``     (scales,) i8     number of windows each max-hold row is the maximum of
 ``h{i}_duty``          (bins,) f4       share of frames in which the bin was over its noise threshold
 ``h{i}_p50_power``     (bins,) f4       median frame power
 ``h{i}_p99_power``     (bins,) f4       99th percentile frame power
@@ -40,7 +41,7 @@ from .errors import BaselineError
 
 FORMAT = "sdrwatch-baseline"
 VERSION = 1
-_FIELDS = ("freq_hz", "noise_power", "noise_dof", "mean_power", "maxhold", "maxhold_k", "duty", "p50_power", "p99_power")
+_FIELDS = ("freq_hz", "noise_power", "noise_dof", "mean_power", "maxhold", "maxhold_k", "maxhold_n", "duty", "p50_power", "p99_power")
 HOP_MATCH_HZ = 1e3
 
 

@@ -64,13 +64,14 @@ class HopStats:
     mean_power: np.ndarray
     maxhold: np.ndarray
     maxhold_k: np.ndarray
+    maxhold_n: np.ndarray
     duty: np.ndarray
     p50_power: np.ndarray
     p99_power: np.ndarray
     frames: int
 
     def reference(self) -> Reference:
-        return Reference(self.noise_power, self.noise_dof, self.maxhold, self.maxhold_k)
+        return Reference(self.noise_power, self.noise_dof, self.maxhold, self.maxhold_k, self.maxhold_n)
 
     def noise_only_reference(self) -> Reference:
         """Reference for noise-floor mode: the floor, with no occupancy (every emission is reported)."""
@@ -95,6 +96,7 @@ class HopStatsBuilder:
         self._n = 0
         self._hold = np.zeros((len(self.scales), nb), dtype=np.float32)
         self._hold_k = np.zeros(len(self.scales), dtype=np.float64)
+        self._hold_n = np.zeros(len(self.scales), dtype=np.int64)
         self._keep = np.zeros((0, nb), dtype=np.float32)
         self._rng = np.random.default_rng(0)
         self._windows = ScaleWindows(self.scales)
@@ -118,6 +120,7 @@ class HopStatsBuilder:
             np.maximum(self._hold[i], means.max(axis=0), out=self._hold[i])
             k = m * self.k0_eff
             self._hold_k[i] = k if self._hold_k[i] == 0 else min(self._hold_k[i], k)
+            self._hold_n[i] += len(means)
 
     def _reservoir(self, frames: np.ndarray) -> None:
         room = self.max_frames - len(self._keep)
@@ -135,14 +138,17 @@ class HopStatsBuilder:
         if self._n == 0:
             raise ValueError("no frames")
         mean = (self._sum / self._n).astype(np.float32)
-        robust = robust_noise_per_bin(self._keep, self.k0_eff)
+        # the order statistic in time handles intermittent users; bounding it across frequency
+        # handles users that were on all the time (their bins' floor is the local floor)
+        robust = frequency_floor(robust_noise_per_bin(self._keep, self.k0_eff))
         robust_dof = np.full(len(mean), PERCENTILE_EFFICIENCY * len(self._keep) * self.k0_eff)
         mean_dof = self._n * self.k0_eff
         # a bin is quiet if no scale's max-hold crossed the occupancy threshold over the robust floor
         valid = self._hold_k > 0
         occupied = np.zeros(len(mean), dtype=bool)
         for i in np.flatnonzero(valid):
-            occupied |= self._hold[i] > robust * ratio_threshold(self._hold_k[i], robust_dof, cfg.pfa_occupied)
+            pfa = cfg.pfa_occupied / self._hold_n[i]  # the max of n windows
+            occupied |= self._hold[i] > robust * ratio_threshold(self._hold_k[i], robust_dof, pfa)
         noise = np.where(occupied, robust, mean).astype(np.float32)
         dof = np.where(occupied, robust_dof, mean_dof)
         k0_thr = ratio_threshold(self.k0_eff, dof, cfg.pfa_occupied)
@@ -157,6 +163,7 @@ class HopStatsBuilder:
             mean_power=mean,
             maxhold=self._hold[rows],
             maxhold_k=self._hold_k[rows],
+            maxhold_n=self._hold_n[rows],
             duty=duty,
             p50_power=p50,
             p99_power=p99,
@@ -173,4 +180,5 @@ class HopStatsBuilder:
         mean = (self._sum / self._n).astype(np.float32)
         p50, p99 = np.quantile(self._keep, [0.5, 0.99], axis=0).astype(np.float32)
         empty = np.zeros((0, len(noise)), dtype=np.float32)
-        return HopStats(self.center_hz, self.freq_hz, noise, dof, mean, empty, np.zeros(0), np.zeros(len(noise), np.float32), p50, p99, self._n)
+        none = np.zeros(0)
+        return HopStats(self.center_hz, self.freq_hz, noise, dof, mean, empty, none, none.astype(np.int64), np.zeros(len(noise), np.float32), p50, p99, self._n)

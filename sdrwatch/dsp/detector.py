@@ -24,10 +24,15 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    across frequency (OS-CFAR, Rohling), which removes continuous emitters narrower than the window:
    ``noise = min(n_bin, c * n_freq)``, c = 1.5 dB. Its precision counts as 0.4 of the frames' averages.
 4. **Baseline-difference detection** (§3.7), at integration scale s (a window of m frames):
-   - a bin is *occupied at s* if the baseline's max-hold at s, ``H_s``, exceeded ``s^2 * T_F(pfa_occ)``;
-     occupancy and ``H_s`` are widened by +-``slop_bins`` to absorb ppm drift;
+   - a bin is *occupied* if at any scale j the baseline's max-hold ``H_j`` over n_j windows exceeded
+     ``s^2 * T_F(pfa_occ / n_j)`` (the max of n_j noise windows passes T_F(p) with probability ~ n_j p)
+     (some users only show at a long integration, e.g. the skirts of a rarely keyed handheld);
+   - its envelope is ``H = max_j H_j``: the highest window mean the baseline ever showed there, so a
+     benign user keyed for longer than in the baseline, at its usual level, is not news;
+     occupancy and ``H`` are widened by +-``slop_bins`` to absorb ppm drift;
    - *new*: quiet bin and ``P > s^2 * T_F(pfa)``;
-   - *changed*: occupied bin and ``P > H_s * 10^(margin_db/10)`` (and above the noise threshold).
+   - *changed*: occupied bin and ``P > H * 10^(margin_db/10)`` (and above the noise threshold); an
+     emission whose bins overlap an occupied channel is reported as changed, otherwise as new.
 5. **Multiple integration times**: windows of m = 1, 10, 100, ... frames are tested independently, each
    with its own K_eff = m * K0_eff, so a 15 ms burst is caught by the short window and a weak
    continuous carrier by the long one. The family of tests is controlled by a small per-bin pfa
@@ -115,13 +120,14 @@ class Reference:
     ``noise_power``: (bins,) mean noise power per bin (linear). ``noise_dof``: (bins,) how many
     averages that estimate is worth (inf = exact). ``maxhold``: (scales, bins) baseline max-hold of
     the window mean at each integration scale, or None (no baseline: every emission is new).
-    ``maxhold_k``: K_eff of each maxhold row.
+    ``maxhold_k``: K_eff of each maxhold row; ``maxhold_n``: how many windows it is the max of.
     """
 
     noise_power: np.ndarray
     noise_dof: np.ndarray
     maxhold: np.ndarray | None = None
     maxhold_k: np.ndarray | None = None
+    maxhold_n: np.ndarray | None = None  # windows behind each max-hold row
 
 
 @dataclass
@@ -170,13 +176,16 @@ class HopDetector:
         occupied = np.zeros(nb, dtype=bool)
         envelope = np.zeros(nb, dtype=np.float32)
         if ref.maxhold is not None and len(ref.maxhold):
-            row = min(scale_index, len(ref.maxhold) - 1)
-            hold = ref.maxhold[row]
-            k_row = float(ref.maxhold_k[row]) if ref.maxhold_k is not None else k
-            occ = hold > noise * ratio_threshold(k_row, ref.noise_dof, cfg.pfa_occupied)
+            # occupied at any scale -> occupied; the envelope is the highest window mean seen at any
+            # scale, so a benign user keyed longer than in the baseline (at its usual level) stays quiet
+            occ = np.zeros(nb, dtype=bool)
+            counts = ref.maxhold_n if ref.maxhold_n is not None else np.ones(len(ref.maxhold))
+            for hold, k_row, n_win in zip(ref.maxhold, ref.maxhold_k, counts):
+                pfa = cfg.pfa_occupied / max(int(n_win), 1)  # the max of n windows
+                occ |= hold > noise * ratio_threshold(float(k_row), ref.noise_dof, pfa)
             size = 2 * cfg.slop_bins + 1
             occupied = scipy.ndimage.maximum_filter1d(occ.astype(np.uint8), size, mode="nearest").astype(bool)
-            envelope = scipy.ndimage.maximum_filter1d(hold, size, mode="nearest")
+            envelope = scipy.ndimage.maximum_filter1d(ref.maxhold.max(axis=0), size, mode="nearest")
             margin = 10 ** (cfg.margin_db / 10)
             upper = np.where(occupied, np.maximum(upper, envelope * margin), upper)
             lower = np.where(occupied, np.maximum(lower, envelope), lower)
@@ -219,7 +228,7 @@ class HopDetector:
                     peak_bin_dbfs=float(10 * np.log10(p.max())),
                     snr_db=float(10 * np.log10(tot / n.sum())),
                     margin_db=float(10 * np.log10(over[top])),
-                    changed=bool(th.occupied[s + top]),
+                    changed=bool(th.occupied[s:e].any()),
                 )
             )
         return out

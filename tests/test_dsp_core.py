@@ -1,0 +1,177 @@
+"""The detection core on synthetic arrays: scaling, thresholds, detection, false alarms, tracking."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sdrwatch.dsp import detector as D
+from sdrwatch.dsp.spectrum import GroupSum, SpectrumConfig, WelchFrames, averaging_efficiency, stitch, welch_psd, window_taps
+from sdrwatch.radio.file import open_recording
+from sdrwatch.replay import detect, learn_baseline
+
+from synth import NOISE_POWER, fsk_bursts, nbfm, noise, snr_to_power, write
+
+FS = 1.024e6
+
+
+def test_tone_reads_its_power_in_dbfs_and_noise_reads_enbw():
+    n = 1 << 20
+    t = np.arange(n)
+    rng = np.random.default_rng(0)
+    tone = 0.5 * np.exp(2j * np.pi * (FS / 1024 * 100) * t / FS)
+    x = (tone + noise(n, rng, 1e-2)).astype(np.complex64)
+    p = welch_psd(x, FS)
+    assert 10 * np.log10(p[512 + 100]) == pytest.approx(-6.02, abs=0.1)
+    floor = np.median(np.delete(p, np.arange(600, 630)))
+    assert 10 * np.log10(floor) == pytest.approx(10 * np.log10(1e-2 * 1.5 / 1024), abs=0.15)
+
+
+def test_overlap_efficiency_matches_theory():
+    # domain.md 3.1: Hann at 50 % overlap, rho = 0.167, K_eff/K = 0.947
+    assert averaging_efficiency(window_taps(SpectrumConfig()), 512) == pytest.approx(0.947, abs=0.002)
+
+
+def test_measured_spread_of_noise_frames_matches_k_eff():
+    rng = np.random.default_rng(1)
+    eng = WelchFrames(FS)
+    p, _ = eng.push(noise(1 << 21, rng))
+    rel = p[:, 100:900] / p[:, 100:900].mean()
+    assert 1 / rel.var() == pytest.approx(eng.k_eff, rel=0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 20000), min_size=1, max_size=8))
+def test_frames_do_not_depend_on_block_boundaries(cuts):
+    rng = np.random.default_rng(2)
+    x = noise(60000, rng)
+    whole, starts = WelchFrames(FS).push(x)
+    eng = WelchFrames(FS)
+    parts, pstarts, pos = [], [], 0
+    for c in cuts + [len(x)]:
+        a, b = eng.push(x[pos: pos + c])
+        parts.append(a)
+        pstarts.append(b)
+        pos += c
+        if pos >= len(x):
+            break
+    if pos < len(x):
+        a, b = eng.push(x[pos:])
+        parts.append(a)
+        pstarts.append(b)
+    got = np.concatenate(parts)
+    assert got.shape == whole.shape
+    np.testing.assert_allclose(got, whole, rtol=1e-4)
+    assert (np.concatenate(pstarts) == starts).all()
+
+
+@given(st.integers(1, 7), st.lists(st.integers(0, 9), max_size=6))
+def test_group_sum_sums_every_group_once(m, sizes):
+    rows = np.arange(sum(sizes), dtype=np.float32)[:, None]
+    g, got, idx = GroupSum(m), [], 0
+    for s in sizes:
+        sums, starts = g.push(rows[idx: idx + s], idx)
+        got += list(zip(starts.tolist(), sums[:, 0].tolist()))
+        idx += s
+    expect = [(i, float(rows[i: i + m, 0].sum())) for i in range(0, len(rows) - m + 1, m)]
+    assert got == expect
+
+
+def test_thresholds_match_the_worked_numbers():
+    # domain.md 3.2: K=32, pfa 1e-6 -> 3.17 dB; K=16 -> 4.25 dB; K=64, 1e-4 -> 1.86 dB
+    assert 10 * np.log10(D.gamma_threshold(32, 1e-6)) == pytest.approx(3.17, abs=0.01)
+    assert 10 * np.log10(D.gamma_threshold(16, 1e-6)) == pytest.approx(4.25, abs=0.01)
+    assert 10 * np.log10(D.gamma_threshold(64, 1e-4)) == pytest.approx(1.86, abs=0.01)
+    # a finite baseline raises the threshold; an infinite one gives the known-noise value
+    assert D.ratio_threshold(32, 1e3, 1e-6)[0] > D.gamma_threshold(32, 1e-6)
+    assert D.ratio_threshold(32, np.inf, 1e-6)[0] == pytest.approx(D.gamma_threshold(32, 1e-6))
+
+
+def test_false_alarm_rate_of_the_threshold_is_what_it_says():
+    rng = np.random.default_rng(3)
+    k = 16
+    x = rng.gamma(k, 1 / k, size=2_000_000)
+    t = D.gamma_threshold(k, 1e-3)
+    assert (x > t).mean() == pytest.approx(1e-3, rel=0.15)
+
+
+def test_robust_floor_ignores_an_intermittent_user():
+    rng = np.random.default_rng(4)
+    k0 = 20.0
+    frames = rng.gamma(k0, 1 / k0, size=(400, 64)).astype(np.float32)
+    frames[:60, 10:14] += 50.0  # a user keyed 15 % of the time
+    est = D.robust_noise_per_bin(frames, k0)
+    assert np.allclose(est, 1.0, atol=0.08)
+
+
+def _pair(tmp_path, base_iq, exam_iq, center=169e6):
+    b = write(tmp_path / "base", base_iq, FS, center)
+    e = write(tmp_path / "exam", exam_iq, FS, center)
+    return open_recording(b), open_recording(e)
+
+
+def test_noise_against_noise_raises_nothing(tmp_path):
+    rng = np.random.default_rng(5)
+    base, exam = _pair(tmp_path, noise(int(2 * FS), rng), noise(int(6 * FS), rng))
+    assert detect(exam, learn_baseline(base)) == []
+    assert detect(exam) == []  # noise-floor mode too
+
+
+def test_weak_continuous_fm_is_found_against_baseline(tmp_path):
+    rng = np.random.default_rng(6)
+    n = int(3 * FS)
+    exam_iq = noise(n, rng) + nbfm(n, FS, 150e3, snr_to_power(-6, 11e3, FS), rng)
+    base, exam = _pair(tmp_path, noise(int(2 * FS), rng), exam_iq)
+    found = detect(exam, learn_baseline(base))
+    assert len(found) == 1
+    e = found[0]
+    assert e.center_hz == pytest.approx(169e6 + 150e3, abs=3e3)
+    assert e.novelty == "new"
+    assert e.end_s - e.start_s > 2.0
+
+
+def test_short_fsk_bursts_are_found_with_their_timing(tmp_path):
+    rng = np.random.default_rng(7)
+    n = int(2 * FS)
+    starts = [0.3, 0.9, 1.5]
+    exam_iq = noise(n, rng) + fsk_bursts(n, FS, -200e3, snr_to_power(15, 15e3, FS), rng, starts)
+    base, exam = _pair(tmp_path, noise(int(2 * FS), rng), exam_iq)
+    found = detect(exam, learn_baseline(base))
+    assert len(found) == 1
+    e = found[0]
+    assert e.bursts == 3
+    assert e.start_s == pytest.approx(0.3, abs=0.006)
+    assert e.end_s == pytest.approx(1.515, abs=0.008)
+    assert e.label == "pager-fsk"
+
+
+def test_intermittent_benign_user_in_the_baseline_is_not_alarmed(tmp_path):
+    rng = np.random.default_rng(8)
+
+    def keyed(n, on_spans):
+        x = noise(n, rng)
+        user = nbfm(n, FS, 100e3, snr_to_power(25, 11e3, FS), rng)
+        gate = np.zeros(n, bool)
+        for a, b in on_spans:
+            gate[int(a * FS): int(b * FS)] = True
+        return x + user * gate
+
+    base_iq = keyed(int(4 * FS), [(0.5, 0.6), (2.0, 2.2)])  # 7.5 % keyed
+    exam_iq = keyed(int(3 * FS), [(0.2, 1.4)])  # keyed longer this time, same level
+    base, exam = _pair(tmp_path, base_iq, exam_iq)
+    assert detect(exam, learn_baseline(base)) == []
+    # without the baseline the same user is simply an emission
+    assert any(abs(e.center_hz - (169e6 + 100e3)) < 5e3 for e in detect(exam))
+
+
+def test_much_stronger_signal_on_a_benign_channel_is_changed(tmp_path):
+    rng = np.random.default_rng(9)
+    n = int(2 * FS)
+    user = lambda p: nbfm(n, FS, 100e3, snr_to_power(p, 11e3, FS), rng)  # noqa: E731
+    base, exam = _pair(tmp_path, noise(n, rng) + user(10), noise(n, rng) + user(30))
+    found = detect(exam, learn_baseline(base))
+    assert [e.novelty for e in found] == ["changed"]
+
+
+def test_stitch_joins_hops_on_one_axis():
+    f1, f2 = np.arange(0, 10.0), np.arange(10.0, 20.0)
+    f, v = stitch([f2, f1], [f2 * 2, f1 * 2])
+    assert (f == np.arange(20.0)).all() and (v == f * 2).all()
