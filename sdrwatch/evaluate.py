@@ -61,7 +61,8 @@ def score(rec, emissions: list[dict]) -> dict:
     truth = _truth(rec)
     matches = []
     used = set()
-    for t in truth:
+    timed = set()  # an emission of several bursts gives its start time to its first threat only
+    for t in sorted(truth, key=lambda t: t["start_s"]):
         if not t["threat"]:
             continue
         hits = [i for i, e in enumerate(emissions) if _overlaps(e, t)]
@@ -71,7 +72,9 @@ def score(rec, emissions: list[dict]) -> dict:
             best = min(hits, key=lambda i: abs(emissions[i]["start_s"] - t["start_s"]))
             used.update(hits)
             m["freq_error_hz"] = round(emissions[best]["center_hz"] - center, 1)
-            m["time_error_s"] = round(emissions[best]["start_s"] - t["start_s"], 6)
+            if best not in timed:
+                timed.add(best)
+                m["time_error_s"] = round(emissions[best]["start_s"] - t["start_s"], 6)
         matches.append(m)
     benign = 0
     false_alarms = []
@@ -90,7 +93,7 @@ def score(rec, emissions: list[dict]) -> dict:
         "false_alarms": len(false_alarms),
         "benign_flagged": benign,
         "freq_error_hz_median": med([m["freq_error_hz"] for m in found]),
-        "time_error_s_median": med([m["time_error_s"] for m in found]),
+        "time_error_s_median": med([m["time_error_s"] for m in found if "time_error_s" in m]),
         "matches": matches,
         "false_alarm_emissions": false_alarms,
     }
