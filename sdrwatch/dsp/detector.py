@@ -40,7 +40,10 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
 6. **Clusters** (LAD double threshold, Lehtomaki): bins over the lower threshold (pfa_low, default
    1e-3) form runs; a run is an emission if at least one bin passes the upper threshold and the run
    has at least ``min_bins`` bins. Under H0 that needs one 1e-7 event next to a 1e-3 event.
-7. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
+   Runs one bin apart are joined (adjacent-cluster combining, LAD-ACC).
+7. **Splatter**: in one window, a run at least ``splatter_db`` weaker than a stronger run and within
+   twice that run's width of it is the stronger one's key clicks or sidelobes, and is absorbed.
+8. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
    centre = sum f_k e_k / sum e_k; bandwidth = (bins in run) * bin width;
    power (dBFS) = 10 log10(sum e_k / ENBW); in-band SNR = 10 log10(sum e_k / sum s_k^2).
 """
@@ -66,6 +69,7 @@ class DetectorConfig:
     margin_db: float = 6.0  # "changed" margin over the baseline's max-hold
     slop_bins: int = 2  # frequency tolerance against the baseline (ppm drift)
     min_bins: int = 2  # bins per emission
+    splatter_db: float = 20.0  # weaker runs this far below a nearby stronger one are its splatter
     scales: tuple[int, ...] = (1, 10, 100, 400)  # integration windows, in frames
 
     def as_dict(self) -> dict:
@@ -202,6 +206,9 @@ class HopDetector:
         above_up = power > th.upper
         if not above_up.any():
             return []
+        # join runs separated by a single bin
+        gap = ~above_low[1:-1] & above_low[:-2] & above_low[2:]
+        above_low[1:-1] |= gap
         edges = np.diff(np.concatenate(([0], above_low.view(np.int8), [0])))
         starts = np.flatnonzero(edges == 1)
         ends = np.flatnonzero(edges == -1)  # exclusive
@@ -231,4 +238,16 @@ class HopDetector:
                     changed=bool(th.occupied[s:e].any()),
                 )
             )
-        return out
+        return self._absorb_splatter(out) if len(out) > 1 else out
+
+    def _absorb_splatter(self, dets: list[Detection]) -> list[Detection]:
+        """Drop runs that are the splatter of a much stronger run nearby (formula 7)."""
+        kept: list[Detection] = []
+        for d in sorted(dets, key=lambda d: -d.power_dbfs):
+            if not any(
+                k.power_dbfs - d.power_dbfs >= self.cfg.splatter_db
+                and max(k.lo_bin - d.hi_bin, d.lo_bin - k.hi_bin) <= 2 * (k.hi_bin - k.lo_bin + 1)
+                for k in kept
+            ):
+                kept.append(d)
+        return sorted(kept, key=lambda d: d.lo_bin)

@@ -137,8 +137,34 @@ class Tracker:
                 return s
         return scales[-1]
 
+    def _merge_overlapping(self, tracks: list[_Track]) -> list[_Track]:
+        """Join tracks that overlap in frequency and come within max_gap_s of each other in time
+        (a long window's detection can open a track before a short one's arrives)."""
+        tracks = sorted(tracks, key=lambda t: min(iv[0][0] for iv in t.intervals.values()))
+        out: list[_Track] = []
+        tol = self.freq_tol_hz
+        for tr in tracks:
+            start = min(iv[0][0] for iv in tr.intervals.values())
+            for o in out:
+                if tr.lo_hz <= o.hi_hz + tol and tr.hi_hz >= o.lo_hz - tol and start - o.last_s <= self.max_gap_s:
+                    o.lo_hz, o.hi_hz, o.last_s = min(o.lo_hz, tr.lo_hz), max(o.hi_hz, tr.hi_hz), max(o.last_s, tr.last_s)
+                    for si, ivs in tr.intervals.items():
+                        o.intervals.setdefault(si, []).extend(ivs)
+                        o.margins.setdefault(si, []).extend(tr.margins[si])
+                        o.scale_s[si] = tr.scale_s[si]
+                        o.bw_by_scale[si] = max(o.bw_by_scale.get(si, 0.0), tr.bw_by_scale[si])
+                    o.peak_dbfs, o.snr_db = max(o.peak_dbfs, tr.peak_dbfs), max(o.snr_db, tr.snr_db)
+                    o.weight_sum += tr.weight_sum
+                    o.center_acc += tr.center_acc
+                    if tr.novelty == "new" or o.novelty == "new":
+                        o.novelty = "new" if "new" in (tr.novelty, o.novelty) else o.novelty
+                    break
+            else:
+                out.append(tr)
+        return out
+
     def finish(self, bin_hz: float) -> list[Emission]:
-        tracks = self._done + self._open
+        tracks = self._merge_overlapping(self._done + self._open)
         self._done, self._open = [], []
         out = []
         for tr in tracks:
