@@ -33,7 +33,7 @@ class Settings:
     spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     max_gap_s: float = 5.0
-    learn_s: float = 10.0  # noise-floor mode: seconds per hop used to learn the floor
+    learn_s: float = 3.0  # noise-floor mode: seconds per hop used to learn the floor
 
     def resolved(self, rec) -> "Settings":
         """Fix the automatic crop from the recording's hop plan."""
