@@ -1,0 +1,644 @@
+"""``sdrwatch bench``: how fast, how lean and how sensitive the detection chain is on this machine.
+
+One run measures, each as a :class:`Measurement`:
+
+1. **PSD throughput** from raw cu8 on one core: ``to_iq`` + :class:`~sdrwatch.dsp.spectrum.WelchFrames`
+   (1024-point Hann, 50 % overlap) against ``scipy.signal.welch`` on the same 256k-sample blocks with
+   the same conversion, best of 3 (target >= 60 Msps and >= 3.5x welch).
+2. **Replay speed** (multiple of real time at 2.4 Msps) of :func:`sdrwatch.replay.detect` on a cu8
+   SigMF recording, against a baseline learned from a separate recording at the same tuning (the live
+   agent's case) and in noise-floor mode (target >= 20x).
+3. **Peak memory** of ``sdrwatch replay FILE --format jsonl`` on a large cu8 file, in a child process
+   (peak RSS from ``wait4``; target < 400 MB).
+4. **Sensitivity**: the weakest in-band SNR at which a continuous NBFM voice channel (3 s capture) and a
+   15 ms GFSK burst are found in most trials at default settings, next to the energy-detector theory
+   of ``docs``/research §3.1 for the same integration:
+
+       Pd = Q_{chi'^2_{2K}}(2K * T)  with  lambda = 2K * SNR_bin,   T = gamma.isf(pfa, K, scale=1/K)
+
+   solved for SNR_bin at Pd = 0.9, K = K_eff of the longest detector window that fits in the signal.
+   Per-bin and in-band SNR are linked by the waveform's spectrum: with S the signal power, B the
+   in-band (Carson) bandwidth, N0 the noise density, ENBW the window's noise bandwidth in bins and
+   df the bin width, the strongest bin reads ``SNR_bin = SNR_inband + offset`` with
+
+       offset = 10 log10(P_peak * B / (S * ENBW * df))      (0 dB for a spectrum flat over B)
+
+   measured on the noise-free waveform.
+5. The simulator's render speed, when :mod:`sdrwatch.radio.sim` offers ``bench_render``.
+
+Signals are synthesised here (vectorised NBFM with band-limited noise audio, GFSK with a Gaussian
+filter, complex Gaussian noise): fast enough to run many trials, and independent of receiver artefacts.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import scipy.signal
+import scipy.stats
+from scipy.optimize import brentq
+
+from .dsp.detector import DetectorConfig, gamma_threshold, ratio_threshold
+from .dsp.spectrum import SpectrumConfig, WelchFrames, enbw_bins, welch_psd, window_taps
+from .errors import SdrwatchError
+from .radio.base import Block
+from .radio.file import Capture, SigMFWriter, open_recording
+from .radio.iq import from_iq, to_iq
+
+RATE_HZ = 2.4e6
+CENTER_HZ = 433.92e6
+BLOCK_SAMPLES = 1 << 18
+PD_TARGET = 0.9
+
+#: NBFM voice channel: +-2.5 kHz deviation, 300-3000 Hz audio -> Carson 2*(2.5+3) = 11 kHz
+NBFM_DEV_HZ = 2500.0
+NBFM_AUDIO_HZ = (300.0, 3000.0)
+NBFM_BW_HZ = 2.0 * (NBFM_DEV_HZ + NBFM_AUDIO_HZ[1])
+#: GFSK burst: 2400 bps, +-4.5 kHz, BT 0.5 -> Carson 2*4.5 + 2.4 = 11.4 kHz
+FSK_BPS = 2400.0
+FSK_DEV_HZ = 4500.0
+FSK_BT = 0.5
+FSK_BW_HZ = 2.0 * FSK_DEV_HZ + FSK_BPS
+BURST_S = 0.015
+
+
+@dataclass
+class Measurement:
+    """One figure. ``value`` is None when the measurement was skipped (``skipped`` says why)."""
+
+    name: str
+    value: float | None
+    unit: str
+    target: str | None = None
+    ok: bool | None = None
+    summary: str = ""
+    details: dict = field(default_factory=dict)
+    skipped: str | None = None
+
+    def as_record(self) -> dict:
+        rec = {"name": self.name, "value": None if self.value is None else round(float(self.value), 3), "unit": self.unit,
+               "target": self.target, "meets_target": self.ok, "summary": self.summary}
+        if self.skipped:
+            rec["skipped"] = self.skipped
+        rec.update(self.details)
+        return rec
+
+
+Report = Callable[[Measurement], None]
+Stage = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# synthesis
+
+
+def _phasor(cycles: np.ndarray) -> np.ndarray:
+    """exp(2j pi cycles) as complex64 (cycles reduced modulo 1 in float64 first)."""
+    c = cycles - np.floor(cycles)
+    ph = (c * (2.0 * math.pi)).astype(np.float32)
+    out = np.empty(len(ph), dtype=np.complex64)
+    np.cos(ph, out=out.real)
+    np.sin(ph, out=out.imag)
+    return out
+
+
+def noise(rng: np.random.Generator, n: int, power: float) -> np.ndarray:
+    """Complex white Gaussian noise of total power ``power`` per sample."""
+    x = rng.standard_normal(2 * n, dtype=np.float32).view(np.complex64)
+    x *= np.float32(math.sqrt(power / 2.0))
+    return x
+
+
+class NBFMTrack:
+    """Unit-power NBFM with band-limited noise audio (peak deviation ``deviation_hz`` at 3 sigma),
+    phase-continuous over ``num_samples``; :meth:`render` gives any span, so long files go in chunks.
+
+    The modulated phasor lives on a grid near 96 kHz (an integer fraction of the sample rate) and is
+    linearly interpolated up; the carrier offset is rounded to rate/8192 and comes from a table.
+    """
+
+    GRID_HZ = 96000.0
+    CARRIER_TABLE = 8192
+
+    def __init__(self, rng: np.random.Generator, num_samples: int, rate_hz: float, offset_hz: float,
+                 deviation_hz: float = NBFM_DEV_HZ):
+        self.rate = float(rate_hz)
+        self.up = max(1, int(round(self.rate / self.GRID_HZ)))
+        grid = self.rate / self.up
+        m = num_samples // self.up + 3
+        spec = np.fft.rfft(rng.standard_normal(m))
+        f = np.fft.rfftfreq(m, 1.0 / grid)
+        spec[(f < NBFM_AUDIO_HZ[0]) | (f > NBFM_AUDIO_HZ[1])] = 0.0
+        audio = np.fft.irfft(spec, m)
+        audio /= 3.0 * audio.std() + 1e-30
+        np.clip(audio, -1.0, 1.0, out=audio)
+        self._z = _phasor(np.concatenate(([0.0], np.cumsum(audio[:-1]))) * (deviation_hz / grid))
+        self._frac = np.arange(self.up, dtype=np.float32) / np.float32(self.up)
+        L = self.CARRIER_TABLE
+        k = int(round(offset_hz * L / self.rate))
+        self.offset = k * self.rate / L
+        self._carrier = _phasor(np.arange(L) * (k / L))
+
+    def render(self, n0: int, n: int) -> np.ndarray:
+        up = self.up
+        k0, k1 = n0 // up, (n0 + n - 1) // up + 1
+        z = self._z[k0:k1 + 1]
+        seg = (z[:-1, None] + (z[1:] - z[:-1])[:, None] * self._frac[None, :]).reshape(-1)
+        skip = n0 - k0 * up
+        out = seg[skip:skip + n]
+        out *= self._carrier[np.arange(n0, n0 + n) & (self.CARRIER_TABLE - 1)]
+        return out
+
+
+def gfsk_burst(rng: np.random.Generator, n: int, rate_hz: float, offset_hz: float, bit_rate: float = FSK_BPS,
+               deviation_hz: float = FSK_DEV_HZ, bt: float = FSK_BT, ramp_s: float = 2.5e-4) -> np.ndarray:
+    """A unit-power GFSK burst of ``n`` samples (random bits, Gaussian-filtered NRZ, raised-cosine ramps)."""
+    sps = rate_hz / bit_rate
+    bits = rng.integers(0, 2, int(math.ceil(n / sps)) + 2) * 2.0 - 1.0
+    nrz = bits[(np.arange(n) / sps).astype(np.int64)]
+    sigma = math.sqrt(math.log(2.0)) / (2.0 * math.pi * bt) * sps
+    half = int(math.ceil(3.0 * sigma))
+    g = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    freq = scipy.signal.fftconvolve(nrz, g / g.sum(), mode="same") * deviation_hz + offset_hz
+    cyc = np.cumsum(freq) / rate_hz
+    x = _phasor(cyc)
+    r = min(int(ramp_s * rate_hz), n // 2)
+    if r:
+        env = (0.5 - 0.5 * np.cos(np.pi * (np.arange(r) + 0.5) / r)).astype(np.float32)
+        x[:r] *= env
+        x[n - r:] *= env[::-1]
+    return x
+
+
+class SceneLite:
+    """Noise plus a few emitters, rendered in order chunk by chunk (for recordings of any length)."""
+
+    def __init__(self, rate_hz: float, noise_power: float, seed: int):
+        self.rate = rate_hz
+        self.noise_power = noise_power
+        self.rng = np.random.default_rng(seed)
+        self.tracks: list[tuple[NBFMTrack, float]] = []
+        self.bursts: list[tuple[int, np.ndarray]] = []
+
+    def add_nbfm(self, offset_hz: float, snr_db: float, num_samples: int) -> None:
+        amp = math.sqrt(self.noise_power * NBFM_BW_HZ / self.rate * 10 ** (snr_db / 10))
+        self.tracks.append((NBFMTrack(self.rng, num_samples, self.rate, offset_hz), amp))
+
+    def add_bursts(self, offset_hz: float, snr_db: float, period_s: float, num_samples: int, length_s: float = BURST_S) -> None:
+        amp = np.float32(math.sqrt(self.noise_power * FSK_BW_HZ / self.rate * 10 ** (snr_db / 10)))
+        n = int(length_s * self.rate)
+        for start in np.arange(0.3 * period_s, num_samples / self.rate - length_s, period_s):
+            self.bursts.append((int(start * self.rate), gfsk_burst(self.rng, n, self.rate, offset_hz) * amp))
+
+    def render(self, n0: int, n: int) -> np.ndarray:
+        x = noise(self.rng, n, self.noise_power)
+        for track, amp in self.tracks:
+            x += np.float32(amp) * track.render(n0, n)
+        for s, b in self.bursts:
+            a, e = max(s, n0), min(s + len(b), n0 + n)
+            if a < e:
+                x[a - n0:e - n0] += b[a - s:e - s]
+        return x
+
+
+class MemoryRecording:
+    """One capture of complex64 samples held in memory, read like a :class:`~sdrwatch.radio.file.Recording`."""
+
+    def __init__(self, iq: np.ndarray, rate_hz: float, center_hz: float, name: str = "<bench>"):
+        self.iq = iq
+        self.path = Path(name)
+        self.sample_rate_hz = float(rate_hz)
+        self.num_samples = len(iq)
+        self.captures = [Capture(0, len(iq), float(center_hz))]
+        self.annotations: list = []
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / self.sample_rate_hz
+
+    def iter_blocks(self, block_samples: int = BLOCK_SAMPLES, captures=None) -> Iterator[Block]:
+        for s in range(0, self.num_samples, int(block_samples)):
+            yield Block(iq=self.iq[s:s + block_samples], center_hz=self.captures[0].center_hz,
+                        sample_rate_hz=self.sample_rate_hz, sample_index=s)
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. PSD throughput
+
+
+def _best_of(fn: Callable[[], None], repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def measure_psd(num_samples: int, repeats: int = 3, seed: int = 1) -> list[Measurement]:
+    rng = np.random.default_rng(seed)
+    # a receiver-like byte stream: Gaussian noise around mid-scale, 8 LSB rms per rail
+    raw = np.clip(np.rint(rng.normal(127.5, 8.0, 2 * num_samples)), 0, 255).astype(np.uint8)
+    step = 2 * BLOCK_SAMPLES
+    cfg = SpectrumConfig()
+
+    def ours() -> None:
+        eng = WelchFrames(RATE_HZ, cfg)
+        for off in range(0, len(raw), step):
+            eng.push(to_iq(raw[off:off + step], "cu8"))
+
+    def reference() -> None:
+        for off in range(0, len(raw), step):
+            scipy.signal.welch(to_iq(raw[off:off + step], "cu8"), RATE_HZ, window="hann", nperseg=cfg.fft_size,
+                               noverlap=cfg.fft_size - cfg.hop_samples(), return_onesided=False)
+
+    ours()  # warm caches, FFT plans
+    t_ours = _best_of(ours, repeats)
+    t_ref = _best_of(reference, repeats)
+    msps, ref_msps = num_samples / t_ours / 1e6, num_samples / t_ref / 1e6
+    common = {"samples": num_samples, "block_samples": BLOCK_SAMPLES, "repeats": repeats, "cpu_affinity": sorted(os.sched_getaffinity(0))}
+    return [
+        Measurement("psd_sdrwatch", msps, "Msps", ">= 60", msps >= 60,
+                    f"cu8 -> to_iq -> WelchFrames, {cfg.fft_size}-pt {cfg.window}, {cfg.overlap:.0%} overlap, best of {repeats}", common),
+        Measurement("psd_scipy_welch", ref_msps, "Msps", None, None,
+                    "cu8 -> to_iq -> scipy.signal.welch (same blocks, same window)", common),
+        Measurement("psd_speedup", msps / ref_msps, "x", ">= 3.5", msps / ref_msps >= 3.5, "sdrwatch / scipy.signal.welch", {}),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. replay speed
+
+
+#: noise level of generated cu8 files: 8 LSB rms per rail (about -24 dBFS)
+FILE_NOISE_POWER = 2.0 * (8.0 / 127.5) ** 2
+
+
+def write_recording(stem: Path, seconds: float, seed: int, bursts: bool, chunk: int = 1 << 20) -> Path:
+    """A cu8 SigMF recording at 2.4 Msps: noise, one NBFM channel, and (``bursts``) a GFSK burst every second."""
+    n = int(seconds * RATE_HZ)
+    scene = SceneLite(RATE_HZ, FILE_NOISE_POWER, seed)
+    scene.add_nbfm(310e3, 20.0, n)
+    if bursts:
+        scene.add_bursts(-420e3, 12.0, 1.0, n)
+    with SigMFWriter(stem, fmt="cu8", sample_rate_hz=RATE_HZ, overwrite=True) as w:
+        w.start_capture(CENTER_HZ)
+        for s in range(0, n, chunk):
+            w.write(scene.render(s, min(chunk, n - s)))
+    return Path(str(stem) + ".sigmf-meta")
+
+
+def measure_replay(workdir: Path, seconds: float, baseline_s: float, repeats: int) -> list[Measurement]:
+    from .replay import detect, learn_baseline
+
+    base_meta = write_recording(workdir / "bench-baseline", baseline_s, 11, bursts=False)
+    rec_meta = write_recording(workdir / "bench-replay", seconds, 12, bursts=True)
+    rec = open_recording(rec_meta)
+    t = time.perf_counter()
+    base = learn_baseline(open_recording(base_meta))
+    t_base = time.perf_counter() - t
+    found: dict[str, int] = {}
+
+    def against_baseline() -> None:
+        found["baseline"] = len(detect(open_recording(rec_meta), base))
+
+    def noise_floor() -> None:
+        found["noise_floor"] = len(detect(open_recording(rec_meta), None))
+
+    t_b = _best_of(against_baseline, repeats)
+    t_n = _best_of(noise_floor, repeats)
+    dur = rec.duration_s
+    info = {"recording_s": round(dur, 3), "sample_rate_hz": RATE_HZ, "format": "cu8", "repeats": repeats}
+    return [
+        Measurement("replay_baseline", dur / t_b, "x real time", ">= 20", dur / t_b >= 20,
+                    f"detect() on {dur:g} s cu8 at 2.4 Msps against a baseline from a separate {baseline_s:g} s recording "
+                    f"({found['baseline']} emissions)", {**info, "seconds": round(t_b, 3), "emissions": found["baseline"]}),
+        Measurement("replay_noise_floor", dur / t_n, "x real time", ">= 20", dur / t_n >= 20,
+                    f"detect() without baseline (floor learned from the recording, {found['noise_floor']} emissions)",
+                    {**info, "seconds": round(t_n, 3), "emissions": found["noise_floor"]}),
+        Measurement("baseline_learn", baseline_s / t_base, "x real time", None, None,
+                    f"learn_baseline() on {baseline_s:g} s", {"seconds": round(t_base, 3)}),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. peak memory on a large file
+
+
+def write_large_file(path: Path, size_mb: int, seed: int = 21) -> int:
+    """Repeat a 16 MB cu8 chunk of noise, NBFM and GFSK bursts up to ``size_mb`` MiB; returns bytes written."""
+    chunk_samples = 8 << 20  # 16 MiB of cu8
+    scene = SceneLite(RATE_HZ, FILE_NOISE_POWER, seed)
+    scene.add_nbfm(310e3, 20.0, chunk_samples)
+    scene.add_bursts(-420e3, 12.0, 1.0, chunk_samples)
+    raw = np.frombuffer(from_iq(scene.render(0, chunk_samples), "cu8"), dtype=np.uint8)
+    target = int(size_mb) << 20
+    written = 0
+    with open(path, "wb") as fh:
+        while written < target:
+            part = raw[: min(len(raw), target - written)]
+            fh.write(part.data)
+            written += len(part)
+    return written
+
+
+#: the child: argv[1] is where to write its VmHWM (peak RSS of its own image, unlike ru_maxrss, which on
+#: Linux keeps the high-water mark of the forked parent image across exec); the rest is sdrwatch's argv
+_CHILD = """
+import sys
+hwm = sys.argv.pop(1)
+from sdrwatch.cli import main
+try:
+    main(prog_name="sdrwatch")
+finally:
+    with open("/proc/self/status") as f:
+        line = next((l for l in f if l.startswith("VmHWM:")), "")
+    with open(hwm, "w") as f:
+        f.write(line)
+"""
+
+
+def measure_large(workdir: Path, size_mb: int) -> list[Measurement]:
+    need = (int(size_mb) << 20) + (256 << 20)
+    free = shutil.disk_usage(workdir).free
+    if free < need:
+        note = f"needs {need >> 20} MB free in {workdir}, has {free >> 20} MB"
+        return [Measurement("large_replay_peak_rss", None, "MB", "< 400", None, "skipped: " + note, skipped=note),
+                Measurement("large_replay", None, "x real time", None, None, "skipped: " + note, skipped=note)]
+    path = workdir / "bench-large_433.92M_2400k.cu8"
+    try:
+        nbytes = write_large_file(path, size_mb)
+        out_path, err_path = workdir / "large.jsonl", workdir / "large.err"
+        hwm_path = workdir / "large.hwm"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(hwm_path), "replay", str(path), "--format", "jsonl"],
+                                    stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            elapsed = time.perf_counter() - t
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            tail = err_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise SdrwatchError(f"bench: sdrwatch replay exited with {proc.returncode}: {tail[0]}")
+        try:
+            peak_mb = int(hwm_path.read_text().split()[1]) / 1024.0  # "VmHWM:  123456 kB"
+            how = "VmHWM"
+        except (OSError, ValueError, IndexError):
+            # the rusage figure also counts the parent's pages when the child was vforked, so it is an upper bound
+            peak_mb, how = usage.ru_maxrss / 1024.0, "wait4 ru_maxrss (upper bound)"
+        with open(out_path, "rb") as fh:
+            emissions = sum(1 for _ in fh)
+    finally:
+        path.unlink(missing_ok=True)
+    dur = nbytes / 2 / RATE_HZ
+    info = {"file_mb": nbytes >> 20, "recording_s": round(dur, 1), "emissions": emissions, "seconds": round(elapsed, 2), "rss_from": how}
+    return [
+        Measurement("large_replay_peak_rss", peak_mb, "MB", "< 400", peak_mb < 400,
+                    f"peak RSS of `sdrwatch replay FILE --format jsonl` on {nbytes >> 20} MB cu8 (child process, its VmHWM)", info),
+        Measurement("large_replay", dur / elapsed, "x real time", None, None,
+                    f"wall time of that replay, {dur:.0f} s at 2.4 Msps, process start included", info),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. sensitivity
+
+
+def theory_bin_snr_db(k_eff: float, pfa: float, pd: float = PD_TARGET) -> float:
+    """Per-bin SNR (dB) a steady signal needs for detection probability ``pd`` with ``k_eff`` averages
+    against exactly known noise: ``ncx2.sf(2K T, 2K, 2K snr) = pd``, T = gamma threshold (research §3.1)."""
+    t = gamma_threshold(k_eff, pfa)
+    f = lambda snr: scipy.stats.ncx2.sf(2 * k_eff * t, 2 * k_eff, 2 * k_eff * snr) - pd  # noqa: E731
+    return 10 * math.log10(brentq(f, 1e-6, 1e4, xtol=1e-9, rtol=1e-10))
+
+
+def theory_bin_snr_db_ratio(k_eff: float, k_ref: float, pfa: float, pd: float = PD_TARGET) -> float:
+    """The same against a baseline worth ``k_ref`` averages (the detector's F test): non-central F."""
+    t = float(ratio_threshold(k_eff, k_ref, pfa)[0])
+    f = lambda snr: scipy.stats.ncf.sf(t, 2 * k_eff, 2 * k_ref, 2 * k_eff * snr) - pd  # noqa: E731
+    return 10 * math.log10(brentq(f, 1e-6, 1e4, xtol=1e-9, rtol=1e-10))
+
+
+def peak_bin_offset_db(x: np.ndarray, bandwidth_hz: float, rate_hz: float, cfg: SpectrumConfig) -> float:
+    """offset = 10 log10(P_peak * B / (S * ENBW * df)) of a noise-free waveform ``x`` (module docstring)."""
+    p = welch_psd(x, rate_hz, cfg)
+    s = float(np.mean(np.abs(x) ** 2))
+    df = rate_hz / cfg.fft_size
+    return 10 * math.log10(float(p.max()) * bandwidth_hz / (s * enbw_bins(window_taps(cfg)) * df))
+
+
+@dataclass
+class _SensCase:
+    name: str
+    title: str
+    bandwidth_hz: float
+    signal_s: float
+    capture_s: float
+
+
+class _Sensitivity:
+    """Trials of one signal kind: fixed seeds per trial index (common random numbers across SNR steps)."""
+
+    def __init__(self, rate_hz: float, trials: int, need: int, baseline_s: float, stage: Stage | None):
+        self.rate = rate_hz
+        self.trials, self.need = trials, need
+        self.noise_power = 1e-3
+        self.stage = stage
+        self._bases: dict[int, object] = {}
+        self.baseline_s = baseline_s
+
+    def baseline(self, i: int):
+        from .replay import learn_baseline
+
+        b = self._bases.get(i)
+        if b is None:
+            rng = np.random.default_rng([7, i])
+            rec = MemoryRecording(noise(rng, int(self.baseline_s * self.rate), self.noise_power), self.rate, CENTER_HZ)
+            b = self._bases[i] = learn_baseline(rec)
+        return b
+
+    def trial(self, case: _SensCase, snr_db: float, i: int) -> tuple[bool, int]:
+        """One capture with the signal at ``snr_db`` in-band; (found, false alarms)."""
+        from .replay import detect
+
+        rng = np.random.default_rng([11, i, sum(map(ord, case.name))])
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        offset = sign * rng.uniform(0.05, 0.4) * self.rate
+        n = int(case.capture_s * self.rate)
+        x = noise(rng, n, self.noise_power)
+        amp = np.float32(math.sqrt(self.noise_power * case.bandwidth_hz / self.rate * 10 ** (snr_db / 10)))
+        if case.name == "nbfm":
+            x += amp * NBFMTrack(rng, n, self.rate, offset).render(0, n)
+            t0, t1 = 0.0, case.capture_s
+        else:
+            nb = int(case.signal_s * self.rate)
+            start = int(rng.uniform(0.15, 0.75) * (n - nb))
+            x[start:start + nb] += amp * gfsk_burst(rng, nb, self.rate, offset)
+            t0, t1 = start / self.rate, (start + nb) / self.rate
+        f = CENTER_HZ + offset
+        lo, hi = f - case.bandwidth_hz / 2, f + case.bandwidth_hz / 2
+        found, fa = False, 0
+        for e in detect(MemoryRecording(x, self.rate, CENTER_HZ), self.baseline(i)):
+            hit = (e.center_hz - e.bandwidth_hz / 2 < hi and e.center_hz + e.bandwidth_hz / 2 > lo
+                   and e.start_s < t1 + 0.02 and e.end_s > t0 - 0.02)
+            found |= hit
+            fa += not hit
+        return bool(found), int(fa)
+
+    def cell(self, case: _SensCase, snr_db: float, scan: dict) -> bool:
+        if snr_db in scan:
+            return scan[snr_db]["found"]
+        if self.stage:
+            self.stage(f"sensitivity {case.name} at {snr_db:+.0f} dB")
+        hits = misses = fa = 0
+        for i in range(self.trials):
+            ok, n_fa = self.trial(case, snr_db, i)
+            hits += ok
+            misses += not ok
+            fa += n_fa
+            if hits >= self.need or misses > self.trials - self.need:
+                break
+        found = hits >= self.need
+        scan[snr_db] = {"found": found, "hits": hits, "trials": hits + misses, "false_alarms": fa}
+        return found
+
+    def weakest(self, case: _SensCase, start_db: float, coarse_db: float = 3.0) -> tuple[float | None, dict]:
+        """Lowest SNR on a 1 dB grid where the case is found: 3 dB steps to bracket, then 1 dB steps."""
+        scan: dict[float, dict] = {}
+        s = float(round(start_db))
+        if self.cell(case, s, scan):
+            while self.cell(case, s - coarse_db, scan):
+                s -= coarse_db
+                if s < start_db - 30:
+                    return s, scan
+        else:
+            while not self.cell(case, s + coarse_db, scan):
+                s += coarse_db
+                if s > start_db + 30:
+                    return None, scan
+            s += coarse_db
+        for k in range(1, int(coarse_db)):
+            if not self.cell(case, s - 1, scan):
+                break
+            s -= 1
+        return s, scan
+
+
+def measure_sensitivity(quick: bool, stage: Stage | None = None) -> list[Measurement]:
+    rate = RATE_HZ
+    trials, need = (3, 3) if quick else (10, 9)
+    cfg, det = SpectrumConfig(), DetectorConfig()
+    eng = WelchFrames(rate, cfg)
+    frame_s = eng.frame_samples / rate
+    sens = _Sensitivity(rate, trials, need, 2.0, stage)
+    cases = [
+        _SensCase("nbfm", f"continuous NBFM, +-{NBFM_DEV_HZ / 1e3:g} kHz, noise audio {NBFM_AUDIO_HZ[0]:g}-{NBFM_AUDIO_HZ[1]:g} Hz",
+                  NBFM_BW_HZ, 3.0, 3.0),
+        _SensCase("gfsk_burst", f"{BURST_S * 1e3:g} ms GFSK burst, {FSK_BPS:g} bps, +-{FSK_DEV_HZ / 1e3:g} kHz, BT {FSK_BT:g}",
+                  FSK_BW_HZ, BURST_S, 0.6),
+    ]
+    k_ref = float(np.median(sens.baseline(0).hops[0].noise_dof))
+    out = []
+    for case in cases:
+        fits = [m for m in det.scales if m * frame_s <= case.signal_s] or [min(det.scales)]
+        scale = max(fits)
+        k_eff = scale * eng.k_eff
+        rng = np.random.default_rng(5)
+        n_sig = int(min(case.signal_s, 1.0) * rate)
+        clean = (NBFMTrack(rng, n_sig, rate, 200e3).render(0, n_sig) if case.name == "nbfm"
+                 else gfsk_burst(rng, n_sig, rate, 200e3, ramp_s=0.0))
+        offset_db = peak_bin_offset_db(clean, case.bandwidth_hz, rate, cfg)
+        bin_db = theory_bin_snr_db(k_eff, det.pfa)
+        bin_ratio_db = theory_bin_snr_db_ratio(k_eff, k_ref, det.pfa)
+        theory_db = bin_db - offset_db
+        weakest, scan = sens.weakest(case, theory_db + 2.0)
+        cells = sum(v["trials"] for v in scan.values())
+        fa = sum(v["false_alarms"] for v in scan.values())
+        details = {
+            "signal": case.title, "inband_bandwidth_hz": case.bandwidth_hz, "signal_s": case.signal_s, "capture_s": case.capture_s,
+            "baseline_s": sens.baseline_s, "sample_rate_hz": rate, "trials": trials, "found_if": f">= {need}/{trials}",
+            "scale_frames": scale, "window_s": round(scale * frame_s, 4), "k_eff": round(k_eff, 1), "pfa": det.pfa, "pd": PD_TARGET,
+            "theory_bin_snr_db": round(bin_db, 2), "theory_bin_snr_db_vs_baseline": round(bin_ratio_db, 2), "baseline_k_eff": round(k_ref, 1),
+            "peak_bin_offset_db": round(offset_db, 2), "theory_inband_snr_db": round(theory_db, 2),
+            "theory_inband_snr_db_vs_baseline": round(bin_ratio_db - offset_db, 2),
+            "scan": {f"{k:+.0f}": f"{v['hits']}/{v['trials']}" for k, v in sorted(scan.items())},
+            "false_alarms": fa, "captures": cells,
+        }
+        summary = (f"{case.title}; found = {need}/{trials}; theory {theory_db:+.1f} dB in-band "
+                   f"(bin {bin_db:+.1f} dB at K_eff {k_eff:.0f}, {scale}-frame window; peak bin {offset_db:+.1f} dB vs in-band; "
+                   f"vs {sens.baseline_s:g} s baseline {bin_ratio_db - offset_db:+.1f} dB); false alarms {fa} in {cells} captures")
+        out.append(Measurement(f"sensitivity_{case.name}", weakest, "dB", None, None, summary, details,
+                               skipped=None if weakest is not None else "not found within 30 dB of theory"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. simulator render speed
+
+
+def measure_sim_render(quick: bool) -> list[Measurement]:
+    try:
+        sim = importlib.import_module("sdrwatch.radio.sim")
+    except ImportError:
+        sim = None
+    fn = getattr(sim, "bench_render", None)
+    if fn is None:
+        note = "sdrwatch.radio.sim.bench_render is not available"
+        return [Measurement("sim_render", None, "Msps", None, None, "skipped: " + note, skipped=note)]
+    params = inspect.signature(fn).parameters
+    kwargs = {"quick": quick} if "quick" in params else ({"seconds": 1.0 if quick else 4.0} if "seconds" in params else {})
+    res = fn(**kwargs)
+    if isinstance(res, dict):
+        msps = float(res.get("msps", res.get("value", float("nan"))))
+        details = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool))}
+    else:
+        msps, details = float(res), {}
+    return [Measurement("sim_render", msps, "Msps", None, None, "simulator, 10-emitter scene (bench_render)", details)]
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def run(quick: bool = False, large_mb: int | None = None, report: Report | None = None, stage: Stage | None = None) -> list[Measurement]:
+    """Every measurement, in order; ``report`` is called as each one is ready, ``stage`` with progress text.
+
+    Everything runs on one core: numpy ufuncs and ``scipy.fft`` (``workers=1``, its default) do not
+    spawn threads, and no BLAS call is on the path. The CPUs the process may use are reported.
+    """
+    large_mb = large_mb if large_mb is not None else (256 if quick else 2048)
+    results: list[Measurement] = []
+
+    def emit(ms: list[Measurement]) -> None:
+        for m in ms:
+            results.append(m)
+            if report:
+                report(m)
+
+    def step(text: str) -> None:
+        if stage:
+            stage(text)
+
+    with tempfile.TemporaryDirectory(prefix="sdrwatch-bench-") as tmp:
+        work = Path(tmp)
+        step("PSD throughput")
+        emit(measure_psd(4_000_000 if quick else 16_000_000, repeats=3))
+        step("replay speed")
+        emit(measure_replay(work, 5.0 if quick else 20.0, 2.0 if quick else 5.0, 1 if quick else 2))
+        step(f"large-file replay ({large_mb} MB)")
+        emit(measure_large(work, large_mb))
+        step("sensitivity")
+        emit(measure_sensitivity(quick, stage))
+        step("simulator render")
+        emit(measure_sim_render(quick))
+    return results

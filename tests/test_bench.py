@@ -1,0 +1,81 @@
+"""``sdrwatch bench``: every measurement is present with its unit and a finite value; theory matches §3.2."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sdrwatch import bench
+from sdrwatch.cli import main
+
+EXPECTED = {
+    "psd_sdrwatch": "Msps",
+    "psd_scipy_welch": "Msps",
+    "psd_speedup": "x",
+    "replay_baseline": "x real time",
+    "replay_noise_floor": "x real time",
+    "baseline_learn": "x real time",
+    "large_replay_peak_rss": "MB",
+    "large_replay": "x real time",
+    "sensitivity_nbfm": "dB",
+    "sensitivity_gfsk_burst": "dB",
+    "sim_render": "Msps",
+}
+#: may be skipped (no simulator benchmark; not enough disk for the large file)
+OPTIONAL = {"sim_render", "large_replay_peak_rss", "large_replay"}
+
+
+def test_quick_json_lines():
+    result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--large-mb", "64"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.stdout.splitlines() if ln.strip()]
+    records = [json.loads(ln) for ln in lines]  # every line is one JSON object
+    by_name = {r["name"]: r for r in records}
+    assert set(by_name) == set(EXPECTED)
+    for name, unit in EXPECTED.items():
+        r = by_name[name]
+        assert r["unit"] == unit
+        if r["value"] is None:
+            assert name in OPTIONAL and r["skipped"], r
+            continue
+        assert math.isfinite(r["value"])
+        if unit != "dB":
+            assert r["value"] > 0, r
+    if by_name["large_replay_peak_rss"]["value"] is not None:
+        assert by_name["large_replay_peak_rss"]["file_mb"] == 64
+    for name in ("sensitivity_nbfm", "sensitivity_gfsk_burst"):
+        r = by_name[name]
+        for key in ("theory_bin_snr_db", "theory_inband_snr_db", "peak_bin_offset_db", "k_eff"):
+            assert math.isfinite(r[key]), (name, key)
+    # the continuous channel integrates over the longest window, the burst over the shortest
+    assert by_name["sensitivity_nbfm"]["scale_frames"] == 400
+    assert by_name["sensitivity_gfsk_burst"]["scale_frames"] == 1
+
+
+@pytest.mark.parametrize("k, snr_db", [(16, 3.8), (32, 1.8), (64, -0.1)])
+def test_theory_matches_worked_numbers(k, snr_db):
+    """Steady-carrier SNR for Pd = 0.9 at pfa 1e-6 (research §3.2 table)."""
+    assert bench.theory_bin_snr_db(k, 1e-6) == pytest.approx(snr_db, abs=0.06)
+
+
+def test_nbfm_track_is_unit_power_and_block_independent():
+    track = bench.NBFMTrack(np.random.default_rng(3), 500_000, 2.4e6, 123e3)
+    whole = track.render(0, 500_000)
+    parts = np.concatenate([track.render(0, 77_777), track.render(77_777, 422_223)])
+    np.testing.assert_array_equal(whole, parts)
+    assert np.mean(np.abs(whole) ** 2) == pytest.approx(1.0, abs=0.01)
+
+
+def test_table_output(monkeypatch):
+    canned = [
+        bench.Measurement("psd_sdrwatch", 71.2, "Msps", ">= 60", True, "WelchFrames"),
+        bench.Measurement("sensitivity_nbfm", -13.0, "dB", None, None, "NBFM"),
+        bench.Measurement("sim_render", None, "Msps", None, None, "skipped: none", skipped="none"),
+    ]
+    monkeypatch.setattr(bench, "run", lambda **kw: canned)
+    result = CliRunner().invoke(main, ["bench"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "psd_sdrwatch" in result.stdout and "71.2" in result.stdout and "-13" in result.stdout
