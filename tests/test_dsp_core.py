@@ -175,3 +175,49 @@ def test_stitch_joins_hops_on_one_axis():
     f1, f2 = np.arange(0, 10.0), np.arange(10.0, 20.0)
     f, v = stitch([f2, f1], [f2 * 2, f1 * 2])
     assert (f == np.arange(20.0)).all() and (v == f * 2).all()
+
+
+def test_sweep_recording_hops_are_timed_back_to_back_and_matched_by_frequency(tmp_path):
+    from sdrwatch.radio.file import SigMFWriter
+
+    rng = np.random.default_rng(12)
+    centers = [168.0e6, 168.75e6, 169.5e6]
+    dwell = int(0.8 * FS)
+
+    def sweep(stem, threat):
+        with SigMFWriter(stem, fmt="cu8", sample_rate_hz=FS, overwrite=True) as w:
+            for c in centers:
+                w.start_capture(c)
+                x = noise(dwell, rng)
+                if threat and c == centers[1]:
+                    x = x + nbfm(dwell, FS, 100e3, snr_to_power(10, 11e3, FS), rng)
+                w.write(x)
+        return open_recording(stem)
+
+    base = learn_baseline(sweep(tmp_path / "b", False))
+    assert [h.center_hz for h in base.hops] == centers
+    # auto crop: 0.75 MHz steps at 1.024 MS/s keep the central 73 %
+    assert base.meta["spectrum"]["crop"] == pytest.approx(1 - 0.75e6 / FS)
+    found = detect(sweep(tmp_path / "e", True), base)
+    assert len(found) == 1
+    e = found[0]
+    assert e.center_hz == pytest.approx(168.85e6, abs=3e3)
+    assert e.hop_center_hz == centers[1]
+    assert e.start_s == pytest.approx(0.8, abs=0.01) and e.end_s == pytest.approx(1.6, abs=0.01)
+
+
+def test_baseline_file_round_trip(tmp_path):
+    from sdrwatch.baseline import Baseline
+
+    rng = np.random.default_rng(13)
+    rec = open_recording(write(tmp_path / "b", noise(int(FS), rng) + nbfm(int(FS), FS, 50e3, 1e-3, rng), FS, 169e6))
+    b = learn_baseline(rec)
+    path = b.save(tmp_path / "site.npz")
+    c = Baseline.load(path)
+    assert c.meta["sample_rate_hz"] == FS and len(c.hops) == 1
+    for name in ("freq_hz", "noise_power", "maxhold", "maxhold_n", "duty", "p99_power"):
+        np.testing.assert_array_equal(getattr(c.hops[0], name), getattr(b.hops[0], name))
+    # the user's channel is marked busy in the duty, the rest is not
+    f = c.hops[0].freq_hz
+    busy = c.hops[0].duty[np.abs(f - 169.05e6) < 2e3]
+    assert busy.min() > 0.5 and np.median(c.hops[0].duty) < 0.01

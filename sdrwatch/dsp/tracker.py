@@ -2,9 +2,11 @@
 
 A detection joins a track when their frequency spans overlap (within ``freq_tol_hz``) and it starts no
 later than ``max_gap_s`` after the track was last seen. Time extent, duty cycle and burst count come
-from the finest integration scale that saw the emission (a long window smears a 15 ms burst over
-0.5 s; the 5 ms windows do not). Bursts are on-intervals separated by more than one window of that
-scale.
+from the finest integration scale that saw the emission *solidly* (median margin over its threshold
+of at least ``SOLID_MARGIN_DB``): a long window smears a 15 ms burst over 0.5 s, while short windows
+catch a weak continuous carrier only now and then, which must not be mistaken for bursts. Bursts are
+on-intervals separated by more than one window of that scale. At the end, tracks that overlap in
+frequency and come within ``max_gap_s`` of each other are joined.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class Emission:
     duty: float
     bursts: int
     novelty: str  # "new" (baseline quiet there), "changed" (above what the baseline showed), "emission" (no baseline)
-    scale_s: float  # finest integration window that saw it
+    scale_s: float  # integration window that timed it (see module docstring)
     hop_center_hz: float
     label: str = "unknown"
     severity: float = 0.0
