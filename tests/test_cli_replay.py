@@ -118,3 +118,9 @@ def test_raw_file_with_explicit_rate_freq_and_format(tmp_path):
     assert res.exit_code == 0, res.output
     e = json.loads(res.output.splitlines()[0])
     assert e["center_hz"] == pytest.approx(433.87e6, abs=3e3)
+
+
+def test_baseline_on_a_full_disk_is_one_line_and_leaves_nothing(pair, full_tmpfs):
+    res = run("baseline", "build", pair / "base", "-o", full_tmpfs / "site.npz")
+    assert_one_line_error(res, "disk full")
+    assert list(full_tmpfs.iterdir()) == []

@@ -168,22 +168,6 @@ def test_record_unknown_source(tmp_path):
 # full disk
 
 
-@pytest.fixture()
-def tiny_tmpfs(tmp_path):
-    """A real 1 MiB filesystem; skipped where mounting is not permitted."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace').strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
-
-
 def test_full_disk_for_real(tiny_tmpfs, source_recording):
     # 0.4 s at 250 kS/s cu8 per hop, two hops = 400 kB... use cf32 (8 bytes/sample) = 1.6 MB > 1 MiB
     result = run(str(source_recording), "--freq", "433.92M", "--freq", "868.3M", "--rate", "250k",
