@@ -187,9 +187,12 @@ def test_gain_by_index_ppm_and_unknown_commands_over_raw_socket(served):
         assert (0x7F, 12345) in server.commands
 
 
-def test_retune_never_returns_stale_samples(served):
-    src, server = served
-    with open_source(f"rtl_tcp://127.0.0.1:{server.port}", sample_rate_hz=RATE, center_hz=100e6) as client:
+def test_retune_never_returns_stale_samples():
+    # 40000 settling samples (39 ms) outlast the 17 ms settle wait: the discarded bytes must cover the rest
+    src = ToneSource(stale=40000)
+    with RtlTcpServer(src, "127.0.0.1", 0) as server, \
+            open_source(f"rtl_tcp://127.0.0.1:{server.port}", sample_rate_hz=RATE, center_hz=100e6,
+                        discard_bytes=2 * 32768) as client:
         client.read(4096)
         old = 100e6
         for center, idle in [(100.05e6, 0.3), (100.2e6, 0.05), (99.95e6, 0.15), (100.0e6, 0.0)]:
@@ -333,3 +336,51 @@ def test_realtime_pacing():
             client.read(125_000)  # half a second of samples
             elapsed = time.monotonic() - t0
     assert 0.35 < elapsed < 1.0
+
+
+# ------------------------------------------------------------------------------ the simulator
+CARRIER_SCENE = """
+[scene]
+name = "rtl-tcp-carrier"
+seed = 5
+tuner = "r820t"
+noise_dbfs_hz = -95.0
+
+[[emitter]]
+kind = "cw"
+label = "carrier"
+freq_hz = 434.05e6
+power_dbfs = -20.0
+"""
+
+
+def carrier_snr_db(block: Block, hz: float, search_hz: float = 1000.0) -> float:
+    """Peak power within ``search_hz`` of ``hz`` over the median bin, in dB (windowed FFT)."""
+    spec = np.abs(np.fft.fft(block.iq * np.hanning(len(block.iq)))) ** 2
+    freqs = np.fft.fftfreq(len(block.iq), 1 / block.sample_rate_hz)
+    near = np.abs(freqs - hz) <= search_hz
+    return float(10 * np.log10(spec[near].max() / np.median(spec)))
+
+
+def test_simulator_over_rtl_tcp_and_its_stale_samples_after_retune(tmp_path):
+    from sdrwatch.radio.sim import open_sim
+
+    scene = tmp_path / "carrier.toml"
+    scene.write_text(CARRIER_SCENE)
+    sim = open_sim(f"sim:{scene}", seed=7)
+    with RtlTcpServer(sim, "127.0.0.1", 0) as server:
+        with open_source(f"rtl_tcp://127.0.0.1:{server.port}", sample_rate_hz=1_024_000, center_hz=434.0e6,
+                         gain_db=29.7) as client:
+            assert (client.tuner_type, client.gain_count) == (5, 29)  # the sim's R820T profile
+            assert client.describe().tuner == "R820T"
+            assert (sim.center_hz, sim.sample_rate_hz, sim.gain_db) == (434.0e6, 1_024_000, 29.7)
+            assert carrier_snr_db(client.read(8192), 50e3) > 40
+            for _ in range(3):
+                time.sleep(0.1)
+                client.tune(434.3e6)  # carrier moves to -250 kHz; the sim's stale samples still show +50 kHz
+                block = client.read(8192)
+                assert carrier_snr_db(block, -250e3) > 40
+                assert carrier_snr_db(block, 50e3) < 15, "stale samples from before the retune came through"
+                client.tune(434.0e6)
+                block = client.read(8192)
+                assert carrier_snr_db(block, 50e3) > 40 and carrier_snr_db(block, -250e3) < 15
