@@ -374,3 +374,42 @@ def test_rtl_433_decodes_the_ook_remote(tmp_path):
     remotes = [e for e in events if e.get("model") == "Generic-Remote"]
     assert remotes, proc.stdout + proc.stderr
     assert remotes[0]["id"] == code >> 8 and remotes[0]["cmd"] == code & 0xFF
+
+
+# ---------------------------------------------------------------------------- docs and recordings
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_docs_example_scene_parses_and_renders():
+    text = (REPO / "docs" / "scenes.md").read_text()
+    example = text.split("### A complete example", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    import tomllib
+    scene = Scene.from_dict(tomllib.loads(example), where="docs/scenes.md")
+    assert [e.kind for e in scene.emitters] == ["wfm", "nbfm", "gfsk", "nbfm", "ook"]
+    assert scene.recording["stem"] == "two-threats"
+    iq = scene.render(220.0e6, 1.024e6, int(60.0 * 1.024e6), 8192)
+    assert iq.dtype == np.complex64 and len(iq) == 8192
+
+
+def test_every_shipped_scene_parses():
+    for path in sorted((REPO / "recordings" / "scenes").glob("*.toml")):
+        scene = Scene.from_toml(path)
+        assert scene.emitters or scene.recording, path
+
+
+def test_recordings_regenerate_byte_identically(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_recordings", REPO / "recordings" / "make_recordings.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for stem in ("gfsk-bursts", "sweep"):
+        meta = mod.make(REPO / "recordings" / "scenes" / f"{stem}.toml", tmp_path)
+        for ext in (".sigmf-meta", ".sigmf-data"):
+            assert (tmp_path / f"{stem}{ext}").read_bytes() == (REPO / "recordings" / f"{stem}{ext}").read_bytes(), ext
+        ann = json.loads(meta.read_text())["annotations"]
+        threats = [a for a in ann if a["sdrwatch:threat"]]
+        assert threats and all("in-band SNR" in a["core:comment"] and "sdrwatch:snr_db" in a for a in ann)
+    bursts = [a for a in json.loads((tmp_path / "gfsk-bursts.sigmf-meta").read_text())["annotations"]
+              if a["core:label"] == "data-bursts-169.05"]
+    assert len(bursts) == 8 and all(a["core:sample_count"] == 3750 for a in bursts)  # 15 ms at 250 kS/s
+    assert bursts[0]["sdrwatch:snr_db"] == 15.0

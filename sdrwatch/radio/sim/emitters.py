@@ -326,6 +326,8 @@ class FSK(GridFM):
     bt: float | None = None
 
     def __post_init__(self) -> None:
+        if self.bt is not None:
+            self.kind = "gfsk"  # type: ignore[misc]  # instance value shadows the class's "fsk"
         if self.bt is None:
             self.grid_rate_hz = self.bit_rate_bps
             self.chunk_len = 4096
