@@ -77,11 +77,45 @@ def bench(as_json, quick, large_mb):
     from rich.console import Console
     from rich.table import Table
 
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     table = Table(title=f"sdrwatch bench{' --quick' if quick else ''}", title_justify="left")
     for col, just in (("measurement", "left"), ("value", "right"), ("unit", "left"), ("target", "left"), ("ok", "center"), ("what", "left")):
         table.add_column(col, justify=just, overflow="fold")
+    sens = [m for m in results if m.unit == "dB"]
     for m in results:
+        if m in sens:
+            continue
         ok = "" if m.ok is None else ("yes" if m.ok else "NO")
         table.add_row(m.name, _fmt(m), m.unit, m.target or "", ok, m.summary)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
+    if sens:
+        console.print(_sensitivity_table(sens))
+
+
+def _sensitivity_table(rows):
+    """Weakest in-band SNR found, next to the energy-detector figure for the same integration."""
+    from rich.table import Table
+
+    d0 = rows[0].details
+    table = Table(title=(f"Sensitivity at default settings ({d0.get('sample_rate_hz', 0) / 1e6:g} Msps, pfa {d0.get('pfa')}, "
+                         f"found = detected in {d0.get('found_if', '?').lstrip('>= ')} trials, theory at Pd {d0.get('pd')})"),
+                  title_justify="left", caption="theory: Pd = ncx2.sf(2K T, 2K, 2K SNR_bin), T = gamma.isf(pfa, K, 1/K); "
+                  "in-band = bin - offset, offset = 10 log10(P_peak B / (S ENBW df)) of the noise-free waveform (0 dB if flat over B)",
+                  caption_justify="left")
+    for col in ("signal", "found at dB", "theory dB", "vs baseline dB", "bin dB", "offset dB", "K_eff", "window", "scan", "false alarms"):
+        table.add_column(col, justify="left" if col in ("signal", "scan") else "right", overflow="fold")
+    for m in rows:
+        d = m.details
+        table.add_row(
+            f"{d.get('signal', m.name)} (B {d.get('inband_bandwidth_hz', 0) / 1e3:g} kHz, {d.get('capture_s')} s capture, {d.get('baseline_s')} s baseline)",
+            "not found" if m.value is None else f"{m.value:+.0f}",
+            f"{d.get('theory_inband_snr_db', float('nan')):+.1f}",
+            f"{d.get('theory_inband_snr_db_vs_baseline', float('nan')):+.1f}",
+            f"{d.get('theory_bin_snr_db', float('nan')):+.1f}",
+            f"{d.get('peak_bin_offset_db', float('nan')):+.1f}",
+            f"{d.get('k_eff', 0):.0f}",
+            f"{d.get('scale_frames')} fr = {d.get('window_s', 0) * 1e3:.0f} ms",
+            " ".join(f"{k}:{v}" for k, v in d.get("scan", {}).items()),
+            f"{d.get('false_alarms')}/{d.get('captures')}",
+        )
+    return table
