@@ -49,7 +49,8 @@ def simulate(scene: str, listen: str, seed: int | None, realtime: bool, verbose:
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM, and SIGINT even when started in the background (where a shell leaves SIGINT ignored)
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
     click.echo(f"serving {uri} as rtl_tcp on {server.address} (tuner {tuner_name(server.tuner_id)}, "
                f"{'real time' if realtime else 'as fast as the client reads'}); "
                f"try: rtl_433 -d rtl_tcp://{server.address}   (Ctrl-C to stop)")
@@ -59,7 +60,8 @@ def simulate(scene: str, listen: str, seed: int | None, realtime: bool, verbose:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.stop()
         source.close()
         click.echo("stopped", err=True)
