@@ -181,6 +181,16 @@ def test_8bit_quantiser_clips_at_full_scale():
     assert out_db(1.0) < 1.0 - 0.15
 
 
+def test_in_place_quantiser_is_the_cu8_round_trip():
+    from sdrwatch.radio.iq import from_iq, to_iq
+    from sdrwatch.radio.sim.scene import quantize_cu8
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(50_000) + 1j * rng.standard_normal(50_000)).astype(np.complex64) * 0.6
+    y = x.copy()
+    quantize_cu8(y)
+    assert np.array_equal(y, to_iq(from_iq(x, "cu8"), "cu8"))
+
+
 def test_dc_offset_and_ppm_error():
     s = make_scene([{"kind": "cw", "freq_hz": 400e6, "power_dbfs": -20.0}], noise=-300,
                    dongle={**CLEAN, "dc_offset_dbfs": -40.0, "ppm_error": 25.0})

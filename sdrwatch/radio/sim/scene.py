@@ -20,7 +20,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ...errors import PlanError, SdrwatchError, SourceError
-from ..iq import from_iq, to_iq
 from ..profiles import ReceiverProfile, load_profile
 from .emitters import DEFAULT_RAMP_S, KIND_FIELDS, KINDS, Emitter, OOK, make_emitter
 from .schedule import Schedule, first_sample, sub_seed
@@ -81,6 +80,29 @@ class Dongle:
         mu = (1.0 + g * complex(math.cos(phi), -math.sin(phi))) / 2.0
         nu = (1.0 - g * complex(math.cos(phi), math.sin(phi))) / 2.0
         return nu / mu
+
+
+def _fir_symmetric(x: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
+    """``out = np.convolve(x, taps, 'valid')`` for a symmetric (linear-phase) FIR, folded: half the multiplies."""
+    n, L = len(out), len(taps)
+    mid = L // 2
+    np.multiply(x[mid: mid + n], taps[mid], out=out)
+    tmp = np.empty(n, dtype=np.complex64)
+    for j in range(mid):
+        np.add(x[j: j + n], x[L - 1 - j: L - 1 - j + n], out=tmp)
+        tmp *= taps[j]
+        out += tmp
+
+
+def quantize_cu8(iq: np.ndarray) -> None:
+    """In place: the cu8 round trip ``to_iq(from_iq(iq, "cu8"), "cu8")`` (round, clip to 0..255, back)."""
+    v = iq.view(np.float32)
+    v *= np.float32(127.5)
+    v += np.float32(127.5)
+    np.rint(v, out=v)
+    np.clip(v, 0.0, 255.0, out=v)
+    v -= np.float32(127.5)
+    v /= np.float32(127.5)
 
 
 class _Fields:
@@ -338,12 +360,14 @@ class Scene:
         return self.profile.settle_samples(sample_rate_hz)
 
     # ------------------------------------------------------------------ rendering
-    def _noise(self, center_hz: float, rate_hz: float, n0: int, count: int) -> np.ndarray:
-        """Unit-power complex Gaussian noise for absolute samples n0..n0+count (chunked, keyed by seed)."""
+    def _noise(self, center_hz: float, rate_hz: float, n0: int, count: int, scale: float) -> np.ndarray:
+        """Complex Gaussian noise of power ``scale**2`` for absolute samples n0..n0+count (chunked, keyed by
+        seed, centre and rate, so any span is reproducible)."""
         key = sub_seed(self.seed, 0x4E, int(round(center_hz)), int(round(rate_hz)))
-        c0, c1 = n0 // NOISE_CHUNK, (n0 + count - 1) // NOISE_CHUNK
-        parts = []
-        for c in range(c0, c1 + 1):
+        out = np.empty(count, dtype=np.complex64)
+        at = n0
+        while at < n0 + count:
+            c = at // NOISE_CHUNK
             ck = (key, c)
             arr = self._noise_cache.get(ck)
             if arr is None:
@@ -353,10 +377,11 @@ class Scene:
                 self._noise_cache[ck] = arr
                 if len(self._noise_cache) > 4:
                     self._noise_cache.popitem(last=False)
-            parts.append(arr)
-        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        off = n0 - c0 * NOISE_CHUNK
-        return whole[off: off + count].copy()
+            lo = at - c * NOISE_CHUNK
+            k = min(NOISE_CHUNK - lo, n0 + count - at)
+            np.multiply(arr[lo: lo + k], np.float32(scale), out=out[at - n0: at - n0 + k])
+            at += k
+        return out
 
     def _lo_hz(self, center_hz: float, ppm: float) -> float:
         return center_hz * (1.0 + (self.dongle.ppm_error - ppm) * 1e-6)
@@ -440,8 +465,8 @@ class Scene:
         total = num + margin
         g_db = self._gain_offset_db(gain_db)
         g = 10.0 ** (g_db / 20.0)
-        x = self._noise(center_hz, rate, n0, total)
-        x *= np.float32(math.sqrt(10.0 ** (self.noise_density_dbfs_hz(gain_db) / 10.0) * rate))
+        x = self._noise(center_hz, rate, n0, total,
+                        math.sqrt(10.0 ** (self.noise_density_dbfs_hz(gain_db) / 10.0) * rate))
         lo_hz = self._lo_hz(center_hz, ppm)
         active = [(e, e.freq_hz - lo_hz) for e in self.emitters if self._active(e, e.freq_hz - lo_hz, rate)]
         # work in sub-blocks so temporaries stay small and cache-resident (no fresh pages per array)
@@ -450,21 +475,26 @@ class Scene:
             n_abs = np.arange(n0 + s0, n0 + s0 + len(view), dtype=np.float64)
             for e, off in active:
                 self._add_emitter(view, n_abs, e, off, rate, g * 10.0 ** (e.power_dbfs / 20.0))
-        if taps is not None:
-            y = np.zeros(num, dtype=np.complex64)
-            for j, h in enumerate(taps[::-1]):
-                y += h * x[j: j + num]
-            x = y
-        kappa = self.dongle.image_coefficient
-        if kappa != 0:
-            x += np.complex64(kappa) * np.conj(x)
+        y = np.empty(num, dtype=np.complex64)
+        kappa = np.complex64(self.dongle.image_coefficient)
+        dc = None
         if self.dongle.dc_offset_dbfs > -300:
-            x += np.complex64(10.0 ** (self.dongle.dc_offset_dbfs / 20.0)
+            dc = np.complex64(10.0 ** (self.dongle.dc_offset_dbfs / 20.0)
                               * complex(math.cos(math.radians(self.dongle.dc_offset_phase_deg)),
                                         math.sin(math.radians(self.dongle.dc_offset_phase_deg))))
-        if self.dongle.quantize:
-            x = to_iq(from_iq(x, "cu8"), "cu8")
-        return x
+        for s0 in range(0, num, SUB_BLOCK):
+            out = y[s0: s0 + SUB_BLOCK]
+            if taps is not None:
+                _fir_symmetric(x[s0: s0 + len(out) + margin], taps, out)
+            else:
+                out[:] = x[s0: s0 + len(out)]
+            if kappa != 0:
+                out += kappa * np.conj(out)
+            if dc is not None:
+                out += dc
+            if self.dongle.quantize:
+                quantize_cu8(out)
+        return y
 
     # ------------------------------------------------------------------ ground truth
     def truth(self, center_hz: float, sample_rate_hz: float, start_sample: int, num_samples: int, *,
