@@ -453,3 +453,22 @@ def test_recording_through_rtl_tcp_replays_like_an_in_process_recording(tmp_path
         assert abs(x["peak_dbfs"] - y["peak_dbfs"]) < 1.0
         assert (x["label"], x["novelty"], x["bursts"]) == (y["label"], y["novelty"], y["bursts"])
         assert x["duration_s"] > 1.9 and y["duration_s"] > 1.9
+
+
+def test_simulate_command_errors_are_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from sdrwatch.cli import main
+
+    runner = CliRunner()
+    missing = runner.invoke(main, ["simulate", str(tmp_path / "nope.toml"), "--rtl-tcp", "127.0.0.1:0"])
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: ") and missing.stderr.count("\n") == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        scene = tmp_path / "carrier.toml"
+        scene.write_text(CARRIER_SCENE)
+        busy = runner.invoke(main, ["simulate", str(scene), "--rtl-tcp", f"127.0.0.1:{port}"])
+    assert busy.exit_code == 1
+    assert busy.stderr == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"

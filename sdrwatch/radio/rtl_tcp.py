@@ -526,10 +526,23 @@ class RtlTcpSource(Source):
         self._close_socket()
 
 
+def known_options(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``cls`` takes; others (meant for other backends, e.g. ``seed``) are logged and dropped,
+    so callers can pass one option set to any receiver URI."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    ignored = sorted(k for k in options if k not in params)
+    if ignored:
+        log.debug("%s ignores options %s", cls.__name__, ", ".join(ignored))
+    return {k: v for k, v in options.items() if k in params}
+
+
 def open_rtl_tcp(uri: str, **options: Any) -> RtlTcpSource:
-    """Open ``rtl_tcp://HOST[:PORT]`` (port 1234 by default); options go to :class:`RtlTcpSource`."""
+    """Open ``rtl_tcp://HOST[:PORT]`` (port 1234 by default); options go to :class:`RtlTcpSource`
+    (options it does not take, such as the simulator's ``seed``, are ignored)."""
     host, port = parse_host_port(uri)
-    return RtlTcpSource(host, port, **options)
+    return RtlTcpSource(host, port, **known_options(RtlTcpSource, options))
 
 
 # -------------------------------------------------------------------------------------------- server

@@ -304,9 +304,12 @@ def _profile_for(tuner_id: int) -> Any:
 
 
 def open_rtlsdr(uri: str, **options: Any) -> RtlSdrSource:
-    """Open ``rtlsdr://N`` or ``rtlsdr://serial=SERIAL``; options go to :class:`RtlSdrSource`."""
+    """Open ``rtlsdr://N`` or ``rtlsdr://serial=SERIAL``; options go to :class:`RtlSdrSource`
+    (options it does not take, such as the simulator's ``seed``, are ignored)."""
+    from .rtl_tcp import known_options
+
     index, serial = _parse_uri(uri)
-    return RtlSdrSource(index, serial, **options)
+    return RtlSdrSource(index, serial, **known_options(RtlSdrSource, options))
 
 
 def list_devices() -> list[dict[str, Any]]:
