@@ -22,7 +22,7 @@ from sdrwatch.radio.base import open_source
 REPO = Path(__file__).resolve().parent.parent
 
 try:
-    import rtlsdr as _pyrtlsdr
+    import rtlsdr  # noqa: F401 - the hw extra must import
 
     from sdrwatch.radio.rtlsdr import device_count
 
