@@ -280,6 +280,9 @@ def test_stale_samples_after_retune_carry_the_old_frequency():
     assert 10 * np.log10(np.mean(np.abs(stale) ** 2)) == pytest.approx(-20.0, abs=0.2)
     assert 10 * np.log10(np.mean(np.abs(fresh) ** 2)) < -45.0
     assert 10 * np.log10(np.mean(np.abs(src.read(4096).iq) ** 2)) < -45.0
+    truth = src.truth_for_block(block)  # the stale part is annotated at the frequency it carries
+    assert [(t["sample_start"], t["sample_count"], t["label"]) for t in truth] == [(0, 1000, "e0")]
+    assert truth[0]["sdrwatch:stale"] and truth[0]["freq_lower_hz"] < 220.25e6 < truth[0]["freq_upper_hz"]
 
 
 def test_default_stale_is_profile_settle_time():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ class SimSource(Source):
         self._mono0 = time.monotonic()
         self._scene_t0_s = self.scene_sample / self.sample_rate_hz
         self._closed = False
+        self._block_log: OrderedDict[int, tuple] = OrderedDict()  # Block.sample_index -> how it was rendered
 
     def _default_center(self) -> float:
         for e in self.scene.emitters:
@@ -121,6 +123,10 @@ class SimSource(Source):
         block = Block(iq=iq, center_hz=self.center_hz, sample_rate_hz=self.sample_rate_hz,
                       sample_index=self.delivered, timestamp=self._wall0 + (t_start - self._scene_t0_s),
                       gain_db=self.gain_db)
+        self._block_log[self.delivered] = (start, stale, self._stale_center_hz, self.center_hz,
+                                           self.sample_rate_hz, num)
+        if len(self._block_log) > 256:
+            self._block_log.popitem(last=False)
         self.scene_sample += num
         self.delivered += num
         if self.realtime:
@@ -151,6 +157,26 @@ class SimSource(Source):
         """Ground truth for ``num_samples`` samples from scene sample ``sample_start`` (see :meth:`Scene.truth`)."""
         return self.scene.truth(center_hz, sample_rate_hz, sample_start, num_samples, ppm=self.ppm,
                                 gain_db=self.gain_db)
+
+    def truth_for_block(self, block: Block) -> list[dict]:
+        """Ground truth for a block this source returned (one of its last 256 reads), with ``sample_start``
+        relative to the block and frequencies on the block's axis (``block.center_hz`` + offset). Emitters in the
+        stale samples after a retune are listed where they show in the block, marked ``"sdrwatch:stale": True``."""
+        entry = self._block_log.get(block.sample_index)
+        if entry is None:
+            raise SourceError(f"block at sample {block.sample_index} was not among this source's last 256 reads")
+        start, stale, old_center, center, rate, num = entry
+        out = []
+        if stale:
+            shift = center - old_center  # where the old tuning's signals show on this block's frequency axis
+            for t in self.scene.truth(old_center, rate, start, stale, ppm=self.ppm, gain_db=self.gain_db):
+                out.append({**t, "freq_lower_hz": t["freq_lower_hz"] + shift,
+                            "freq_upper_hz": t["freq_upper_hz"] + shift, "sdrwatch:stale": True,
+                            "comment": t["comment"] + f"; stale samples from the previous tuning "
+                                                      f"{old_center / 1e6:.6f} MHz"})
+        for t in self.scene.truth(center, rate, start + stale, num - stale, ppm=self.ppm, gain_db=self.gain_db):
+            out.append({**t, "sample_start": t["sample_start"] + stale})
+        return out
 
     def close(self) -> None:
         self._closed = True
