@@ -18,7 +18,7 @@ from .baseline import Baseline, now_iso
 from .classify import classify
 from .dsp.baseline import HopStats, HopStatsBuilder, ScaleWindows
 from .dsp.detector import DetectorConfig, HopDetector
-from .dsp.spectrum import SpectrumConfig, WelchFrames, auto_crop, bin_freqs_hz, kept_bins
+from .dsp.spectrum import SpectrumConfig, WelchFrames, auto_crop, bin_correlations, bin_freqs_hz, kept_bins
 from .dsp.tracker import Emission, Tracker
 from .errors import BaselineError
 
@@ -138,7 +138,7 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
     if baseline is not None:
         # the baseline's spectrum settings win, so both sides share one bin grid
         spec = SpectrumConfig(**baseline.meta["spectrum"])
-        det = DetectorConfig(**{**baseline.meta["detector"], **_overrides(settings.detector)})
+        det = DetectorConfig.from_dict({**baseline.meta["detector"], **_overrides(settings.detector)})
         det = replace(det, scales=tuple(baseline.meta["detector"]["scales"]))
         settings = replace(settings, spectrum=spec, detector=det)
         baseline.check_compatible(rec.sample_rate_hz, spec.fft_size)
@@ -191,7 +191,8 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                     f"baseline hop at {hf.center_hz / 1e6:.4f} MHz has {len(hop.freq_hz)} bins but the recording gives {len(hf.freq_hz)} (different crop)"
                 )
             ref = hop.noise_only_reference() if mode_noise else hop.reference()
-            state = (HopDetector(ref, eng.k_eff, eng.enbw, settings.detector), ScaleWindows(settings.detector.scales), hf)
+            det = HopDetector(ref, eng.k_eff, eng.enbw, settings.detector, bin_hz=bin_hz, bin_rho=bin_correlations(eng.window))
+            state = (det, ScaleWindows(settings.detector.scales), hf)
             detectors[hf.capture_index] = state
         det, sw, _ = state
         if len(hf.frames):

@@ -43,7 +43,13 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    Runs one bin apart are joined (adjacent-cluster combining, LAD-ACC).
 7. **Splatter**: in one window, a run at least ``splatter_db`` weaker than a stronger run and within
    twice that run's width of it is the stronger one's key clicks or sidelobes, and is absorbed.
-8. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
+8. **Channel widths** (matched-bandwidth filter bank, §3.10): the sum of m adjacent bins of a
+   window (m = channel width / bin width, for each of ``channel_hz``) is tested the same way, with
+   the averages of a sum of correlated bins, K_m = K m / (1 + 2 sum_{j<m} (1 - j/m) rho_j), rho_j the
+   power correlation of bins j apart (Hann: 4/9, 1/36). A weak signal spread over many bins, too weak
+   for any single bin, is found this way. Only windows of quiet bins are tested; a channel run that
+   overlaps a per-bin emission is that emission. Its bandwidth is the channel width, or the run's.
+9. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
    centre = sum f_k e_k / sum e_k; bandwidth = (bins in run) * bin width;
    power (dBFS) = 10 log10(sum e_k / ENBW); in-band SNR = 10 log10(sum e_k / sum s_k^2).
 """
@@ -70,10 +76,42 @@ class DetectorConfig:
     slop_bins: int = 2  # frequency tolerance against the baseline (ppm drift)
     min_bins: int = 2  # bins per emission
     splatter_db: float = 20.0  # weaker runs this far below a nearby stronger one are its splatter
+    channel_hz: tuple[float, ...] = (12.5e3, 125e3)  # summed-bin tests for wide weak signals
     scales: tuple[int, ...] = (1, 10, 100, 400)  # integration windows, in frames
 
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DetectorConfig":
+        known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def summed_bins_dof(k: float, m: int, rho: np.ndarray) -> float:
+    """Averages worth of the sum of m adjacent bins, each with k averages (formula 8)."""
+    j = np.arange(1, min(m, len(rho)))
+    return float(k * m / (1.0 + 2.0 * np.sum((1.0 - j / m) * rho[j])))
+
+
+def _runs(above_low: np.ndarray, above_up: np.ndarray, min_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of ``above_low`` (one-bin gaps joined) holding an ``above_up`` and >= min_len long."""
+    above_low = above_low.copy()
+    if len(above_low) > 2:
+        above_low[1:-1] |= ~above_low[1:-1] & above_low[:-2] & above_low[2:]
+    edges = np.diff(np.concatenate(([0], above_low.view(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)  # exclusive
+    if not len(starts):
+        return starts, ends
+    hits = np.add.reduceat(above_up.astype(np.int32), starts)
+    keep = (hits > 0) & ((ends - starts) >= min_len)
+    return starts[keep], ends[keep]
+
+
+def _window_sums(x: np.ndarray, m: int) -> np.ndarray:
+    c = np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
+    return c[m:] - c[:-m]
 
 
 def gamma_threshold(k_eff: float, pfa: float) -> float:
@@ -154,16 +192,23 @@ class _ScaleThresholds:
     lower: np.ndarray
     occupied: np.ndarray
     envelope: np.ndarray
+    # per channel width m: (noise sums, upper factor, lower factor, windows free of occupied bins)
+    channels: dict = field(default_factory=dict)
 
 
 class HopDetector:
     """Detection for one hop against a :class:`Reference`; thresholds cached per (scale, K)."""
 
-    def __init__(self, ref: Reference, k0_eff: float, enbw_bins: float, cfg: DetectorConfig = DetectorConfig()):
+    def __init__(self, ref: Reference, k0_eff: float, enbw_bins: float, cfg: DetectorConfig = DetectorConfig(),
+                 bin_hz: float | None = None, bin_rho: np.ndarray | None = None):
         self.ref = ref
         self.k0_eff = float(k0_eff)
         self.enbw = float(enbw_bins)
         self.cfg = cfg
+        self.bin_rho = np.asarray(bin_rho if bin_rho is not None else [1.0, 4 / 9, 1 / 36], dtype=float)
+        nb = len(ref.noise_power)
+        widths = {int(round(c / bin_hz)) for c in cfg.channel_hz} if bin_hz else set()
+        self.widths = tuple(sorted(m for m in widths if 3 <= m <= nb // 2))
         self._cache: dict[tuple[int, int], _ScaleThresholds] = {}
 
     def thresholds(self, scale_index: int, n_frames: int) -> _ScaleThresholds:
@@ -193,52 +238,71 @@ class HopDetector:
             margin = 10 ** (cfg.margin_db / 10)
             upper = np.where(occupied, np.maximum(upper, envelope * margin), upper)
             lower = np.where(occupied, np.maximum(lower, envelope), lower)
-        th = _ScaleThresholds(upper.astype(np.float32), lower.astype(np.float32), occupied, envelope)
+        channels = {}
+        for m in self.widths:
+            dof_ref = summed_bins_dof(float(np.median(ref.noise_dof)), m, self.bin_rho) if np.all(np.isfinite(ref.noise_dof)) else np.inf
+            k_m = summed_bins_dof(k, m, self.bin_rho)
+            free = _window_sums(occupied.astype(np.float64), m) == 0
+            channels[m] = (
+                _window_sums(noise, m),
+                float(ratio_threshold(k_m, dof_ref, cfg.pfa)[0]),
+                float(ratio_threshold(k_m, dof_ref, cfg.pfa_low)[0]),
+                free,
+            )
+        th = _ScaleThresholds(upper.astype(np.float32), lower.astype(np.float32), occupied, envelope, channels)
         self._cache[key] = th
         return th
 
     def detect(self, power: np.ndarray, scale_index: int, n_frames: int) -> list[Detection]:
-        """Emissions in one window's mean power (bins,), per formulas 4-7."""
+        """Emissions in one window's mean power (bins,), per formulas 4-9."""
         th = self.thresholds(scale_index, n_frames)
-        above_low = power > th.lower
-        if not above_low.any():
-            return []
-        above_up = power > th.upper
-        if not above_up.any():
-            return []
-        # join runs separated by a single bin
-        gap = ~above_low[1:-1] & above_low[:-2] & above_low[2:]
-        above_low[1:-1] |= gap
-        edges = np.diff(np.concatenate(([0], above_low.view(np.int8), [0])))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)  # exclusive
-        hits = np.add.reduceat(above_up.astype(np.int32), starts)
-        keep = (hits > 0) & ((ends - starts) >= self.cfg.min_bins)
         out: list[Detection] = []
-        noise = self.ref.noise_power
-        for s, e in zip(starts[keep], ends[keep]):
-            p = power[s:e].astype(np.float64)
-            n = noise[s:e].astype(np.float64)
-            excess = np.maximum(p - n, 0.0)
-            tot = excess.sum()
-            if tot <= 0:
+        above_up = power > th.upper
+        if above_up.any():
+            starts, ends = _runs(power > th.lower, above_up, self.cfg.min_bins)
+            for s, e in zip(starts, ends):
+                d = self._extract(power, int(s), int(e), float(np.max(power[s:e] / th.upper[s:e])), bool(th.occupied[s:e].any()))
+                if d is not None:
+                    out.append(d)
+        for m, (noise_sum, f_up, f_low, free) in th.channels.items():
+            sums = _window_sums(power, m)
+            up = (sums > noise_sum * f_up) & free
+            if not up.any():
                 continue
-            center = float(np.dot(np.arange(s, e), excess) / tot)
-            over = p / th.upper[s:e]
-            top = int(np.argmax(over))
-            out.append(
-                Detection(
-                    lo_bin=int(s),
-                    hi_bin=int(e - 1),
-                    center_bin=center,
-                    power_dbfs=float(10 * np.log10(tot / self.enbw)),
-                    peak_bin_dbfs=float(10 * np.log10(p.max())),
-                    snr_db=float(10 * np.log10(tot / n.sum())),
-                    margin_db=float(10 * np.log10(over[top])),
-                    changed=bool(th.occupied[s:e].any()),
-                )
-            )
+            starts, ends = _runs((sums > noise_sum * f_low) & free, up, 1)
+            for s, e in zip(starts, ends):
+                lo, hi = int(s), int(e - 1 + m)  # bins covered by the run of windows
+                if any(d.lo_bin <= hi and d.hi_bin >= lo for d in out):
+                    continue
+                over = float(np.max(sums[s:e] / (noise_sum[s:e] * f_up)))
+                d = self._extract(power, lo, hi, over, False, width_bins=max(m, int(e - s)))
+                if d is not None:
+                    out.append(d)
         return self._absorb_splatter(out) if len(out) > 1 else out
+
+    def _extract(self, power: np.ndarray, s: int, e: int, over: float, changed: bool, width_bins: int | None = None) -> Detection | None:
+        """Centre, power, SNR of the bins s..e-1 (formula 9). ``width_bins`` overrides the extent."""
+        p = power[s:e].astype(np.float64)
+        n = self.ref.noise_power[s:e].astype(np.float64)
+        excess = np.maximum(p - n, 0.0)
+        tot = excess.sum()
+        if tot <= 0:
+            return None
+        center = float(np.dot(np.arange(s, e), excess) / tot)
+        lo, hi = s, e - 1
+        if width_bins is not None:
+            lo = int(round(center - (width_bins - 1) / 2))
+            hi = lo + width_bins - 1
+        return Detection(
+            lo_bin=max(lo, 0),
+            hi_bin=min(hi, len(power) - 1),
+            center_bin=center,
+            power_dbfs=float(10 * np.log10(tot / self.enbw)),
+            peak_bin_dbfs=float(10 * np.log10(p.max())),
+            snr_db=float(10 * np.log10(tot / n.sum())),
+            margin_db=float(10 * np.log10(over)),
+            changed=changed,
+        )
 
     def _absorb_splatter(self, dets: list[Detection]) -> list[Detection]:
         """Drop runs that are the splatter of a much stronger run nearby (formula 7)."""

@@ -125,6 +125,17 @@ def averaging_efficiency(w: np.ndarray, hop: int) -> float:
     return 1.0 / (1.0 + 2.0 * total)
 
 
+def bin_correlations(w: np.ndarray, max_lag: int = 8) -> np.ndarray:
+    """rho_j, j = 0..max_lag: correlation of the periodogram powers of bins j apart (white noise).
+
+    rho_j = |sum_n w[n]^2 exp(-2 pi i j n / N)|^2 / (sum_n w[n]^2)^2; Hann gives 1, 4/9, 1/36, 0...
+    """
+    w2 = np.asarray(w, dtype=np.float64) ** 2
+    n = np.arange(len(w2))
+    c = np.array([np.sum(w2 * np.exp(-2j * np.pi * j * n / len(w2))) for j in range(max_lag + 1)]) / np.sum(w2)
+    return np.abs(c) ** 2
+
+
 def bin_freqs_hz(center_hz: float, sample_rate_hz: float, fft_size: int) -> np.ndarray:
     """Centre frequency of each bin after fftshift (DC at index fft_size // 2)."""
     return center_hz + (np.arange(fft_size) - fft_size // 2) * (sample_rate_hz / fft_size)

@@ -3,7 +3,8 @@
 A detection joins a track when their frequency spans overlap (within ``freq_tol_hz``) and it starts no
 later than ``max_gap_s`` after the track was last seen. Time extent, duty cycle and burst count come
 from the finest integration scale that saw the emission *solidly* (median margin over its threshold
-of at least ``SOLID_MARGIN_DB``): a long window smears a 15 ms burst over 0.5 s, while short windows
+of at least ``SOLID_MARGIN_DB``, counting only detections within ``FRAGMENT_DB`` of the track's
+peak): a long window smears a 15 ms burst over 0.5 s, while short windows
 catch a weak continuous carrier only now and then, which must not be mistaken for bursts. Bursts are
 on-intervals separated by more than one window of that scale. At the end, tracks that overlap in
 frequency and come within ``max_gap_s`` of each other are joined.
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SOLID_MARGIN_DB = 3.0
+#: detections this far below a track's peak (skirts, fragments) do not time it
+FRAGMENT_DB = 20.0
 
 
 @dataclass
@@ -63,15 +66,38 @@ class _Track:
     last_s: float
     hop_center_hz: float
     novelty: str
-    # per scale index: list of [t0, t1] intervals (merged), plus stats
-    intervals: dict[int, list[list[float]]] = field(default_factory=dict)
+    # per scale index: detections as (t0_s, t1_s, power_dbfs, margin_db)
+    hits: dict[int, list[tuple[float, float, float, float]]] = field(default_factory=dict)
     scale_s: dict[int, float] = field(default_factory=dict)
-    peak_dbfs: float = -999.0
+    bw_by_scale: dict[int, float] = field(default_factory=dict)
     snr_db: float = -999.0
     weight_sum: float = 0.0
     center_acc: float = 0.0
-    bw_by_scale: dict[int, float] = field(default_factory=dict)
-    margins: dict[int, list[float]] = field(default_factory=dict)
+
+    @property
+    def start_s(self) -> float:
+        return min(h[0] for hs in self.hits.values() for h in hs)
+
+    @property
+    def peak_dbfs(self) -> float:
+        return max(h[2] for hs in self.hits.values() for h in hs)
+
+    def absorb(self, other: "_Track") -> None:
+        self.lo_hz, self.hi_hz = min(self.lo_hz, other.lo_hz), max(self.hi_hz, other.hi_hz)
+        self.last_s = max(self.last_s, other.last_s)
+        for si, hs in other.hits.items():
+            self.hits.setdefault(si, []).extend(hs)
+            self.scale_s[si] = other.scale_s[si]
+            self.bw_by_scale[si] = max(self.bw_by_scale.get(si, 0.0), other.bw_by_scale[si])
+        self.snr_db = max(self.snr_db, other.snr_db)
+        self.weight_sum += other.weight_sum
+        self.center_acc += other.center_acc
+        self.novelty = _more_novel(self.novelty, other.novelty)
+
+
+def _more_novel(a: str, b: str) -> str:
+    order = {"new": 2, "changed": 1}
+    return a if order.get(a, 0) >= order.get(b, 0) else b
 
 
 class Tracker:
@@ -80,6 +106,10 @@ class Tracker:
         self.freq_tol_hz = freq_tol_hz
         self._open: list[_Track] = []
         self._done: list[_Track] = []
+
+    def _near(self, tr: _Track, lo_hz: float, hi_hz: float, t0_s: float, last_s: float) -> bool:
+        tol = self.freq_tol_hz
+        return lo_hz <= tr.hi_hz + tol and hi_hz >= tr.lo_hz - tol and t0_s - last_s <= self.max_gap_s
 
     def add(
         self,
@@ -96,73 +126,50 @@ class Tracker:
         hop_center_hz: float,
         margin_db: float = 99.0,
     ) -> None:
-        # close tracks not seen for too long (detections arrive roughly in time order per scale;
-        # a long scale reports late, so compare against the detection's start)
+        # close tracks not seen for too long (a long scale reports late, so allow for its window)
         still = []
         for tr in self._open:
             (self._done if t0_s - tr.last_s > self.max_gap_s + 2 * scale_s else still).append(tr)
         self._open = still
-        tol = self.freq_tol_hz
-        match = None
-        for tr in self._open:
-            if lo_hz <= tr.hi_hz + tol and hi_hz >= tr.lo_hz - tol and t0_s - tr.last_s <= self.max_gap_s:
-                match = tr
-                break
-        if match is None:
-            match = _Track(lo_hz, hi_hz, t1_s, hop_center_hz, novelty)
-            self._open.append(match)
-        tr = match
-        tr.lo_hz = min(tr.lo_hz, lo_hz)
-        tr.hi_hz = max(tr.hi_hz, hi_hz)
-        tr.last_s = max(tr.last_s, t1_s)
-        if novelty == "changed":
-            tr.novelty = "changed" if tr.novelty != "new" else tr.novelty
-        ivs = tr.intervals.setdefault(scale_index, [])
+        tr = next((t for t in self._open if self._near(t, lo_hz, hi_hz, t0_s, t.last_s)), None)
+        if tr is None:
+            tr = _Track(lo_hz, hi_hz, t1_s, hop_center_hz, novelty)
+            self._open.append(tr)
+        tr.lo_hz, tr.hi_hz, tr.last_s = min(tr.lo_hz, lo_hz), max(tr.hi_hz, hi_hz), max(tr.last_s, t1_s)
+        tr.novelty = _more_novel(tr.novelty, novelty)
+        tr.hits.setdefault(scale_index, []).append((t0_s, t1_s, power_dbfs, margin_db))
         tr.scale_s[scale_index] = scale_s
-        if ivs and t0_s <= ivs[-1][1] + 1e-9:
-            ivs[-1][1] = max(ivs[-1][1], t1_s)
-        else:
-            ivs.append([t0_s, t1_s])
-        tr.peak_dbfs = max(tr.peak_dbfs, power_dbfs)
+        tr.bw_by_scale[scale_index] = max(tr.bw_by_scale.get(scale_index, 0.0), hi_hz - lo_hz)
+        tr.snr_db = max(tr.snr_db, snr_db)
         w = 10 ** (power_dbfs / 10)
         tr.weight_sum += w
         tr.center_acc += w * center_hz
-        tr.bw_by_scale[scale_index] = max(tr.bw_by_scale.get(scale_index, 0.0), hi_hz - lo_hz)
-        tr.snr_db = max(tr.snr_db, snr_db)
-        tr.margins.setdefault(scale_index, []).append(margin_db)
 
     @staticmethod
-    def _timing_scale(tr: _Track) -> int:
-        scales = sorted(tr.intervals)
-        for s in scales:
-            if float(np.median(tr.margins[s])) >= SOLID_MARGIN_DB:
-                return s
-        return scales[-1]
+    def _timing(tr: _Track) -> tuple[int, list[tuple[float, float]]]:
+        """The scale that times the track and its strong detections' intervals (module docstring)."""
+        floor = tr.peak_dbfs - FRAGMENT_DB
+        scales = sorted(tr.hits)
+        for s in scales + [None]:
+            if s is None:
+                s = scales[-1]
+                strong = [h for h in tr.hits[s] if h[2] >= floor] or tr.hits[s]
+                break
+            strong = [h for h in tr.hits[s] if h[2] >= floor]
+            if strong and float(np.median([h[3] for h in strong])) >= SOLID_MARGIN_DB:
+                break
+        return s, [(h[0], h[1]) for h in strong]
 
     def _merge_overlapping(self, tracks: list[_Track]) -> list[_Track]:
         """Join tracks that overlap in frequency and come within max_gap_s of each other in time
         (a long window's detection can open a track before a short one's arrives)."""
-        tracks = sorted(tracks, key=lambda t: min(iv[0][0] for iv in t.intervals.values()))
         out: list[_Track] = []
-        tol = self.freq_tol_hz
-        for tr in tracks:
-            start = min(iv[0][0] for iv in tr.intervals.values())
-            for o in out:
-                if tr.lo_hz <= o.hi_hz + tol and tr.hi_hz >= o.lo_hz - tol and start - o.last_s <= self.max_gap_s:
-                    o.lo_hz, o.hi_hz, o.last_s = min(o.lo_hz, tr.lo_hz), max(o.hi_hz, tr.hi_hz), max(o.last_s, tr.last_s)
-                    for si, ivs in tr.intervals.items():
-                        o.intervals.setdefault(si, []).extend(ivs)
-                        o.margins.setdefault(si, []).extend(tr.margins[si])
-                        o.scale_s[si] = tr.scale_s[si]
-                        o.bw_by_scale[si] = max(o.bw_by_scale.get(si, 0.0), tr.bw_by_scale[si])
-                    o.peak_dbfs, o.snr_db = max(o.peak_dbfs, tr.peak_dbfs), max(o.snr_db, tr.snr_db)
-                    o.weight_sum += tr.weight_sum
-                    o.center_acc += tr.center_acc
-                    if tr.novelty == "new" or o.novelty == "new":
-                        o.novelty = "new" if "new" in (tr.novelty, o.novelty) else o.novelty
-                    break
-            else:
+        for tr in sorted(tracks, key=lambda t: t.start_s):
+            o = next((o for o in out if self._near(o, tr.lo_hz, tr.hi_hz, tr.start_s, o.last_s)), None)
+            if o is None:
                 out.append(tr)
+            else:
+                o.absorb(tr)
         return out
 
     def finish(self, bin_hz: float) -> list[Emission]:
@@ -170,11 +177,10 @@ class Tracker:
         self._done, self._open = [], []
         out = []
         for tr in tracks:
-            finest = self._timing_scale(tr)
-            ivs = sorted(tr.intervals[finest])
+            scale, ivs = self._timing(tr)
+            win = tr.scale_s[scale]
             merged: list[list[float]] = []
-            win = tr.scale_s[finest]
-            for a, b in ivs:
+            for a, b in sorted(ivs):
                 if merged and a <= merged[-1][1] + win * 1.01:
                     merged[-1][1] = max(merged[-1][1], b)
                 else:
