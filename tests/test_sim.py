@@ -270,7 +270,7 @@ def test_determinism_by_seed():
 def test_stale_samples_after_retune_carry_the_old_frequency():
     s = make_scene([{"kind": "cw", "freq_hz": 169.0e6, "power_dbfs": -20.0}], noise=-110,
                    dongle={**CLEAN, "stale_samples": 1000})
-    src = SimSource(s, sample_rate_hz=FS, center_hz=169.0e6)
+    src = SimSource(s, sample_rate_hz=FS, center_hz=169.0e6, emit_stale=True)
     first = src.read(4096)
     assert 10 * np.log10(np.mean(np.abs(first.iq) ** 2)) == pytest.approx(-20.0, abs=0.2)
     src.tune(220.25e6)
@@ -283,6 +283,18 @@ def test_stale_samples_after_retune_carry_the_old_frequency():
     truth = src.truth_for_block(block)  # the stale part is annotated at the frequency it carries
     assert [(t["sample_start"], t["sample_count"], t["label"]) for t in truth] == [(0, 1000, "e0")]
     assert truth[0]["sdrwatch:stale"] and truth[0]["freq_lower_hz"] < 220.25e6 < truth[0]["freq_upper_hz"]
+
+
+def test_stale_samples_are_skipped_unless_asked_for():
+    s = make_scene([{"kind": "cw", "freq_hz": 169.0e6, "power_dbfs": -20.0}], noise=-110,
+                   dongle={**CLEAN, "stale_samples": 1000})
+    src = SimSource(s, sample_rate_hz=FS, center_hz=169.0e6)
+    src.read(4096)
+    src.tune(220.25e6)
+    block = src.read(4096)  # the Source promise: nothing from before the retune
+    assert block.sample_index == 4096
+    assert 10 * np.log10(np.mean(np.abs(block.iq) ** 2)) < -45.0
+    assert src.time_s == pytest.approx((4096 + 1000 + 4096) / FS)  # the settling time still passed
 
 
 def test_default_stale_is_profile_settle_time():

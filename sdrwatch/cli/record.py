@@ -91,7 +91,7 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
         }
         if info.serial:
             global_extra[f"{EXTENSION}:serial"] = info.serial
-        truth = getattr(src, "truth", None)
+        truth = getattr(src, "truth_for_block", None)  # sources that know their ground truth
         show = sys.stderr.isatty()
         with SigMFWriter(output, fmt=fmt, sample_rate_hz=actual_rate, global_extra=global_extra,
                          overwrite=overwrite) as writer:
@@ -135,7 +135,10 @@ def _record_capture(src, writer: SigMFWriter, center: float, total: int, gain_db
         at = writer.samples_written
         writer.write(block.iq[:n])
         if truth is not None:
-            for t in truth(block.center_hz, block.sample_rate_hz, block.sample_index, n) or []:
+            for t in truth(block) or []:
+                if int(t["sample_start"]) >= n:
+                    continue
+                t = {**t, "sample_count": min(int(t["sample_count"]), n - int(t["sample_start"]))}
                 pieces.append({**t, "sample_start": at + int(t["sample_start"]), "sample_count": int(t["sample_count"])})
         remaining -= n
         bar.update(n)

@@ -37,7 +37,7 @@ def simulate(scene: str, listen: str, seed: int | None, realtime: bool, verbose:
 
     uri = scene if scene.startswith("sim:") else f"sim:{scene}"
     try:
-        source = open_sim(uri, seed=seed, realtime=False)  # the server does the pacing
+        source = open_sim(uri, seed=seed, realtime=False, emit_stale=True)  # the server paces; clients discard stale samples
     except KeyboardInterrupt:
         return
     try:

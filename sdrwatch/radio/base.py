@@ -93,7 +93,9 @@ class Source:
     ppm: int = 0
 
     def tune(self, center_hz: float) -> None:
-        """Retune. Samples taken before the new frequency settled are never returned by ``read``."""
+        """Retune. Samples taken before the new frequency settled are never returned by ``read``
+        (the simulator can deliver them on purpose, ``emit_stale=True``, to stand in for a dongle
+        behind an rtl_tcp server, whose clients must discard them)."""
         raise NotImplementedError
 
     def set_sample_rate(self, sample_rate_hz: float) -> None:

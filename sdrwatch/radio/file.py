@@ -886,6 +886,10 @@ class FileSource(Source):
         return Block(iq=iq, center_hz=cap.center_hz, sample_rate_hz=rec.sample_rate_hz, sample_index=index,
                      timestamp=rec.timestamp_of(index), gain_db=rec.gain_of(cap))
 
+    def truth_for_block(self, block: Block) -> list[dict]:
+        """Ground truth of a block this source returned (positions relative to the block)."""
+        return self.truth(block.center_hz, block.sample_rate_hz, block.sample_index, len(block.iq))
+
     def truth(self, center_hz: float, sample_rate_hz: float, sample_start: int, num_samples: int) -> list[dict]:
         """The recording's annotations overlapping ``[sample_start, sample_start + num_samples)``
         (absolute indices), clipped, with positions relative to ``sample_start``."""

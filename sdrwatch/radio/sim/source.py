@@ -44,8 +44,12 @@ class SimSource(Source):
 
     def __init__(self, scene: Scene, *, uri: str = "", realtime: bool = False, center_hz: float | None = None,
                  sample_rate_hz: float = 2.4e6, gain_db: float | None = None, ppm: int = 0,
-                 start_s: float = 0.0):
+                 start_s: float = 0.0, emit_stale: bool = False):
         self.scene = scene
+        #: True: deliver the stale samples after a retune, as a dongle does (for ``sdrwatch simulate``,
+        #: whose rtl_tcp clients must discard them). False: skip them, as our hardware backends do, so
+        #: ``read`` keeps the Source promise that pre-retune samples are never returned.
+        self.emit_stale = bool(emit_stale)
         self.profile = scene.profile
         self.uri = uri or f"sim:{scene.path or scene.name}"
         self.realtime = bool(realtime)
@@ -109,6 +113,9 @@ class SimSource(Source):
         num = int(num_samples)
         if num <= 0:
             raise SourceError(f"read of {num} samples: the count must be positive")
+        if self._stale_left and not self.emit_stale:
+            self.scene_sample += self._stale_left  # the settling time passes, unseen
+            self._stale_left = 0
         start = self.scene_sample
         t_start = self.time_s
         stale = min(self._stale_left, num)
@@ -186,8 +193,8 @@ def open_sim(uri: str, **options: Any) -> SimSource:
     """Open ``sim:SCENE`` (a TOML path or a name in ``recordings/scenes/``).
 
     Options: ``seed`` (override the scene seed), ``realtime`` (pace reads to the wall clock), ``tuner``
-    (override the scene's tuner profile), ``center_hz``, ``sample_rate_hz``, ``gain_db``, ``ppm`` and
-    ``start_s`` (scene time of the first sample). Other options are ignored, so callers may pass the
+    (override the scene's tuner profile), ``center_hz``, ``sample_rate_hz``, ``gain_db``, ``ppm``,
+    ``start_s`` (scene time of the first sample) and ``emit_stale`` (deliver post-retune stale samples). Other options are ignored, so callers may pass the
     options of every backend.
     """
     spec = uri[4:] if uri.startswith("sim:") else uri
@@ -196,7 +203,7 @@ def open_sim(uri: str, **options: Any) -> SimSource:
     if not spec:
         raise SourceError("sim: needs a scene, e.g. sim:recordings/scenes/demo.toml")
     scene = Scene.from_toml(resolve_scene_path(spec), seed=options.get("seed"), tuner=options.get("tuner"))
-    kwargs = {k: options[k] for k in ("realtime", "center_hz", "sample_rate_hz", "gain_db", "ppm", "start_s")
+    kwargs = {k: options[k] for k in ("realtime", "center_hz", "sample_rate_hz", "gain_db", "ppm", "start_s", "emit_stale")
               if options.get(k) is not None}
     return SimSource(scene, uri=uri, **kwargs)
 
