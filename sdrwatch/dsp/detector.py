@@ -20,9 +20,10 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
 3. **Robust noise floor** where bins are sometimes occupied: the q-quantile over time of a bin's
    frames (each with K0_eff averages) divided by the Gamma(K0_eff, 1/K0_eff) q-quantile is an unbiased
    mean noise power as long as the bin is free more than q of the time (ITU-R SM.1753-style
-   order statistic). Without a baseline, the per-bin estimate is bounded by a sliding low percentile
-   across frequency (OS-CFAR, Rohling), which removes continuous emitters narrower than the window:
-   ``noise = min(n_bin, c * n_freq)``, c = 1.5 dB. Its precision counts as 0.4 of the frames' averages.
+   order statistic). Emitters that were on all the time are then found across frequency: a bin more
+   than 3 dB over the sliding 20th percentile of a quarter of the band (OS-CFAR, Rohling) is occupied,
+   and its floor is interpolated from the free bins beside it. The estimate's precision counts as 0.4
+   of the frames' averages.
 4. **Baseline-difference detection** (§3.7), at integration scale s (a window of m frames):
    - a bin is *occupied* if at any scale j the baseline's max-hold ``H_j`` over n_j windows exceeded
      ``s^2 * T_F(pfa_occ / n_j)`` (the max of n_j noise windows passes T_F(p) with probability ~ n_j p)
@@ -32,7 +33,11 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
      occupancy and ``H`` are widened by +-``slop_bins`` to absorb ppm drift;
    - *new*: quiet bin and ``P > s^2 * T_F(pfa)``;
    - *changed*: occupied bin and ``P > H * 10^(margin_db/10)`` (and above the noise threshold); an
-     emission whose bins overlap an occupied channel is reported as changed, otherwise as new.
+     emission whose bins overlap an occupied channel is reported as changed, otherwise as new. A
+     change must also hold in total: summed over the detection and the known emitter it overlaps,
+     sum P > sum H * 10^(margin_db/10), so a wideband FM station moving energy between its own bins
+     with its programme is not a change;
+   - each known emitter gets a guard band of 10 % of its width (at least ``slop_bins``) each side.
 5. **Multiple integration times**: windows of m = 1, 10, 100, ... frames are tested independently, each
    with its own K_eff = m * K0_eff, so a 15 ms burst is caught by the short window and a weak
    continuous carrier by the long one. The family of tests is controlled by a small per-bin pfa
@@ -42,7 +47,9 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    has at least ``min_bins`` bins. Under H0 that needs one 1e-7 event next to a 1e-3 event.
    Runs one bin apart are joined (adjacent-cluster combining, LAD-ACC).
 7. **Splatter**: in one window, a run at least ``splatter_db`` weaker than a stronger run and within
-   twice that run's width of it is the stronger one's key clicks or sidelobes, and is absorbed.
+   twice that run's width of it is the stronger one's key clicks or sidelobes, and is absorbed. The
+   same holds next to a known (baseline-occupied) emitter that is on in this window: a strong FM
+   station's skirts breathe with its programme and are not new transmitters.
 8. **Channel widths** (matched-bandwidth filter bank, §3.10): the sum of m adjacent bins of a
    window (m = channel width / bin width, for each of ``channel_hz``) is tested the same way, with
    the averages of a sum of correlated bins, K_m = K m / (1 + 2 sum_{j<m} (1 - j/m) rho_j), rho_j the
@@ -64,7 +71,7 @@ import scipy.stats
 #: relative precision of the order-statistic noise estimate, as a fraction of the frames' averages
 PERCENTILE_EFFICIENCY = 0.4
 NOISE_QUANTILE = 0.2
-FREQ_FLOOR_SLACK_DB = 1.5
+BUSY_DB = 3.0  # a bin this far over the local floor across frequency is taken as occupied
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,20 @@ class DetectorConfig:
     def from_dict(cls, d: dict) -> "DetectorConfig":
         known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+#: guard band around a known emitter, as a fraction of its width (its skirts breathe with its content)
+GUARD_FRACTION = 0.1
+
+
+def _guard(occ: np.ndarray, slop_bins: int, fraction: float) -> np.ndarray:
+    """Widen each run of occupied bins by max(slop_bins, fraction * its width) on both sides."""
+    out = occ.copy()
+    edges = np.diff(np.concatenate(([0], occ.view(np.int8), [0])))
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        g = max(slop_bins, int(np.ceil(fraction * (b - a))))
+        out[max(a - g, 0): b + g] = True
+    return out
 
 
 def summed_bins_dof(k: float, m: int, rho: np.ndarray) -> float:
@@ -142,17 +163,27 @@ def robust_noise_per_bin(frames: np.ndarray, k0_eff: float, q: float = NOISE_QUA
 
 
 def frequency_floor(noise_bin: np.ndarray, window_bins: int | None = None) -> np.ndarray:
-    """Bound a per-bin floor by a sliding 25th percentile across frequency (OS-CFAR, formula 3).
+    """Remove continuous emitters from a per-bin floor (formula 3, OS-CFAR across frequency).
 
-    Bins of a continuous emitter narrower than half the window fall back to the local floor, with
-    ``FREQ_FLOOR_SLACK_DB`` of slack so that honest ripple of the receiver passband is kept.
+    A sliding 20th percentile over a quarter of the band gives the local floor; bins more than
+    ``BUSY_DB`` above it (and two bins either side, for the skirts) are occupied, and their floor is
+    interpolated from the free bins around them. Free bins keep their own estimate, so the ripple and
+    roll-off of the receiver's passband are kept exactly.
     """
     n = len(noise_bin)
     if window_bins is None:
-        window_bins = max(31, n // 8) | 1
-    local = scipy.ndimage.percentile_filter(noise_bin, 25, size=min(window_bins, n), mode="nearest")
-    # the 25th percentile of a locally flat floor sits slightly below it; the slack covers that too
-    return np.minimum(noise_bin, local * 10 ** (FREQ_FLOOR_SLACK_DB / 10)).astype(np.float32)
+        window_bins = max(63, n // 4) | 1
+    local = scipy.ndimage.percentile_filter(noise_bin, 20, size=min(window_bins, n), mode="nearest")
+    busy = noise_bin > local * 10 ** (BUSY_DB / 10)
+    if not busy.any():
+        return noise_bin.astype(np.float32)
+    busy = scipy.ndimage.binary_dilation(busy, iterations=2)
+    if busy.all():
+        return local.astype(np.float32)
+    idx = np.arange(n)
+    out = noise_bin.astype(np.float64).copy()
+    out[busy] = np.interp(idx[busy], idx[~busy], out[~busy])
+    return out.astype(np.float32)
 
 
 @dataclass
@@ -194,6 +225,8 @@ class _ScaleThresholds:
     envelope: np.ndarray
     # per channel width m: (noise sums, upper factor, lower factor, windows free of occupied bins)
     channels: dict = field(default_factory=dict)
+    # runs of occupied bins (start, end exclusive): the baseline's known emitters
+    occupied_runs: list = field(default_factory=list)
 
 
 class HopDetector:
@@ -233,7 +266,7 @@ class HopDetector:
                 pfa = cfg.pfa_occupied / max(int(n_win), 1)  # the max of n windows
                 occ |= hold > noise * ratio_threshold(float(k_row), ref.noise_dof, pfa)
             size = 2 * cfg.slop_bins + 1
-            occupied = scipy.ndimage.maximum_filter1d(occ.astype(np.uint8), size, mode="nearest").astype(bool)
+            occupied = _guard(occ, cfg.slop_bins, GUARD_FRACTION)
             envelope = scipy.ndimage.maximum_filter1d(ref.maxhold.max(axis=0), size, mode="nearest")
             margin = 10 ** (cfg.margin_db / 10)
             upper = np.where(occupied, np.maximum(upper, envelope * margin), upper)
@@ -249,7 +282,9 @@ class HopDetector:
                 float(ratio_threshold(k_m, dof_ref, cfg.pfa_low)[0]),
                 free,
             )
-        th = _ScaleThresholds(upper.astype(np.float32), lower.astype(np.float32), occupied, envelope, channels)
+        edges = np.diff(np.concatenate(([0], occupied.view(np.int8), [0])))
+        runs = list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+        th = _ScaleThresholds(upper.astype(np.float32), lower.astype(np.float32), occupied, envelope, channels, runs)
         self._cache[key] = th
         return th
 
@@ -278,7 +313,38 @@ class HopDetector:
                 d = self._extract(power, lo, hi, over, False, width_bins=max(m, int(e - s)))
                 if d is not None:
                     out.append(d)
+        if out and th.occupied_runs:
+            out = self._absorb_known_splatter(out, power, th.occupied_runs)
+            out = [d for d in out if not d.changed or self._changed_in_total(d, power, th)]
         return self._absorb_splatter(out) if len(out) > 1 else out
+
+    def _absorb_known_splatter(self, dets: list[Detection], power: np.ndarray, runs: list) -> list[Detection]:
+        """Drop new runs that are the skirts of a much stronger known emitter on now (formula 7)."""
+        kept = []
+        for d in dets:
+            if d.changed:
+                kept.append(d)
+                continue
+            near = False
+            for a, b in runs:
+                if max(a - d.hi_bin, d.lo_bin - b + 1) <= 2 * (b - a):
+                    run_dbfs = 10 * np.log10(max(float(power[a:b].sum()), 1e-30) / self.enbw)
+                    if run_dbfs - d.power_dbfs >= self.cfg.splatter_db:
+                        near = True
+                        break
+            if not near:
+                kept.append(d)
+        return kept
+
+    def _changed_in_total(self, d: Detection, power: np.ndarray, th: _ScaleThresholds) -> bool:
+        """A known emitter has changed only if the power over it and the detection, all bins together,
+        stands ``margin_db`` over the envelope there: an FM station moving its energy between its own
+        bins with the programme is not a change (formula 4)."""
+        lo, hi = d.lo_bin, d.hi_bin + 1
+        for a, b in th.occupied_runs:
+            if a < hi and b > lo:
+                lo, hi = min(lo, a), max(hi, b)
+        return float(power[lo:hi].sum()) > float(th.envelope[lo:hi].sum()) * 10 ** (self.cfg.margin_db / 10)
 
     def _extract(self, power: np.ndarray, s: int, e: int, over: float, changed: bool, width_bins: int | None = None) -> Detection | None:
         """Centre, power, SNR of the bins s..e-1 (formula 9). ``width_bins`` overrides the extent."""
