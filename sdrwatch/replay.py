@@ -18,7 +18,7 @@ from .baseline import Baseline, now_iso
 from .classify import classify
 from .dsp.baseline import HopStats, HopStatsBuilder, ScaleWindows
 from .dsp.detector import DetectorConfig, HopDetector
-from .dsp.spectrum import SpectrumConfig, WelchFrames, auto_crop, bin_correlations, bin_freqs_hz, kept_bins
+from .dsp.spectrum import SpectrumConfig, WelchFrames, auto_crop, auto_fft_size, bin_correlations, bin_freqs_hz, kept_bins
 from .dsp.tracker import Emission, Tracker
 from .errors import BaselineError
 
@@ -36,11 +36,13 @@ class Settings:
     learn_s: float = 3.0  # noise-floor mode: seconds per hop used to learn the floor
 
     def resolved(self, rec) -> "Settings":
-        """Fix the automatic crop from the recording's hop plan."""
-        if self.spectrum.crop is not None:
-            return self
-        crop = auto_crop(rec.sample_rate_hz, [c.center_hz for c in rec.captures])
-        return replace(self, spectrum=replace(self.spectrum, crop=crop))
+        """Fix the automatic FFT size (from the sample rate) and crop (from the hop plan)."""
+        spec = self.spectrum
+        if spec.fft_size is None:
+            spec = replace(spec, fft_size=auto_fft_size(rec.sample_rate_hz))
+        if spec.crop is None:
+            spec = replace(spec, crop=auto_crop(rec.sample_rate_hz, [c.center_hz for c in rec.captures]))
+        return replace(self, spectrum=spec)
 
 
 @dataclass

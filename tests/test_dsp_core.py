@@ -19,7 +19,7 @@ def test_tone_reads_its_power_in_dbfs_and_noise_reads_enbw():
     rng = np.random.default_rng(0)
     tone = 0.5 * np.exp(2j * np.pi * (FS / 1024 * 100) * t / FS)
     x = (tone + noise(n, rng, 1e-2)).astype(np.complex64)
-    p = welch_psd(x, FS)
+    p = welch_psd(x, FS, SpectrumConfig(fft_size=1024))
     assert 10 * np.log10(p[512 + 100]) == pytest.approx(-6.02, abs=0.1)
     floor = np.median(np.delete(p, np.arange(600, 630)))
     assert 10 * np.log10(floor) == pytest.approx(10 * np.log10(1e-2 * 1.5 / 1024), abs=0.15)
@@ -27,7 +27,7 @@ def test_tone_reads_its_power_in_dbfs_and_noise_reads_enbw():
 
 def test_overlap_efficiency_matches_theory():
     # domain.md 3.1: Hann at 50 % overlap, rho = 0.167, K_eff/K = 0.947
-    assert averaging_efficiency(window_taps(SpectrumConfig()), 512) == pytest.approx(0.947, abs=0.002)
+    assert averaging_efficiency(window_taps(SpectrumConfig(fft_size=1024)), 512) == pytest.approx(0.947, abs=0.002)
 
 
 def test_measured_spread_of_noise_frames_matches_k_eff():

@@ -22,7 +22,7 @@ def recording_options(f):
 
 
 def detector_options(f):
-    f = click.option("--fft-size", type=int, default=None, help="FFT points per segment (default 1024).")(f)
+    f = click.option("--fft-size", type=int, default=None, help="FFT points per segment (default: bins of about 2 kHz, e.g. 1024 at 2.4 MS/s).")(f)
     f = click.option("--pfa", type=float, default=None, help="False-alarm probability per bin and test (default 1e-7).")(f)
     f = click.option("--margin-db", type=float, default=None, help="Margin over the baseline's max-hold for 'changed' (default 6).")(f)
     return f
@@ -142,7 +142,7 @@ def baseline():
 @click.argument("recording")
 @click.option("-o", "--output", required=True, metavar="FILE", help="Baseline file to write (.npz).")
 @recording_options
-@click.option("--fft-size", type=int, default=None, help="FFT points per segment (default 1024).")
+@click.option("--fft-size", type=int, default=None, help="FFT points per segment (default: bins of about 2 kHz, e.g. 1024 at 2.4 MS/s).")
 def baseline_build(recording, output, rate, freq, sample_format, fft_size):
     """Learn a baseline from RECORDING and write it to FILE.
 

@@ -29,7 +29,7 @@ _CHUNK_SAMPLES = 65536
 class SpectrumConfig:
     """How IQ becomes power frames. ``frame_s`` sets how many FFTs one frame averages."""
 
-    fft_size: int = 1024
+    fft_size: int | None = None  # None = auto: bins of about 2 kHz (see auto_fft_size)
     overlap: float = 0.5
     window: str = "hann"
     frame_s: float = 0.005
@@ -141,6 +141,12 @@ def bin_freqs_hz(center_hz: float, sample_rate_hz: float, fft_size: int) -> np.n
     return center_hz + (np.arange(fft_size) - fft_size // 2) * (sample_rate_hz / fft_size)
 
 
+def auto_fft_size(sample_rate_hz: float, bin_hz: float = 2500.0) -> int:
+    """The power of two giving bins no wider than ``bin_hz`` (a 12.5 kHz channel spans >= 5 bins):
+    1024 at 2.4 MS/s (2.34 kHz), 512 at 1.024 MS/s, 128 at 250 kS/s; between 64 and 8192."""
+    return int(np.clip(2 ** int(np.ceil(np.log2(sample_rate_hz / bin_hz))), 64, 8192))
+
+
 def auto_crop(sample_rate_hz: float, centers_hz: list[float] | np.ndarray) -> float:
     """Crop for a recording: 0 for one tuning; for a sweep, just enough that hops tile without overlap
     (e.g. 1.8 MHz steps at 2.4 MS/s give 0.25, as rtl_power's recommended crop), capped at 0.5."""
@@ -185,6 +191,8 @@ class WelchFrames:
     """
 
     def __init__(self, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig()):
+        if cfg.fft_size is None:
+            cfg = SpectrumConfig(**{**cfg.as_dict(), "fft_size": auto_fft_size(sample_rate_hz)})
         self.cfg = cfg
         self.sample_rate_hz = float(sample_rate_hz)
         self.n = cfg.fft_size
@@ -240,6 +248,7 @@ def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = Spect
     """Mean power spectrum (fftshifted, DC handled) of a whole array: the average of all full frames'
     segments. Same scaling as :class:`WelchFrames`."""
     eng = WelchFrames(sample_rate_hz, SpectrumConfig(**{**cfg.as_dict(), "frame_s": 1e9}))
+    cfg = eng.cfg
     n, hop = eng.n, eng.hop
     nseg = 0 if len(iq) < n else (len(iq) - n) // hop + 1
     if nseg == 0:
