@@ -182,6 +182,7 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                         "emission" if mode_noise else ("changed" if d.changed else "new"),
                         hf.center_hz,
                         d.margin_db,
+                        approximate=d.channel_bins > 0,
                     )
 
     for hf in iter_hop_frames(rec, settings.spectrum, progress):

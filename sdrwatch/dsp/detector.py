@@ -21,8 +21,9 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    frames (each with K0_eff averages) divided by the Gamma(K0_eff, 1/K0_eff) q-quantile is an unbiased
    mean noise power as long as the bin is free more than q of the time (ITU-R SM.1753-style
    order statistic). Emitters that were on all the time are then found across frequency: a bin more
-   than 3 dB over the sliding 20th percentile of a quarter of the band (OS-CFAR, Rohling) is occupied,
-   and its floor is interpolated from the free bins beside it. The estimate's precision counts as 0.4
+   than 6 dB over the SNIP lower envelope of the floor (peak clipping, which follows the passband's
+   ripple and roll-off but passes under emitters up to 1/4 of the band wide) is occupied, and its
+   floor is interpolated from the free bins beside it. The estimate's precision counts as 0.4
    of the frames' averages.
 4. **Baseline-difference detection** (§3.7), at integration scale s (a window of m frames):
    - a bin is *occupied* if at any scale j the baseline's max-hold ``H_j`` over n_j windows exceeded
@@ -56,6 +57,8 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    power correlation of bins j apart (Hann: 4/9, 1/36). A weak signal spread over many bins, too weak
    for any single bin, is found this way. Only windows of quiet bins are tested; a channel run that
    overlaps a per-bin emission is that emission. Its bandwidth is the channel width, or the run's.
+   Channel widths up to an eighth of the band are used, on windows of at least ``channel_min_frames``
+   frames (a burst short enough to need the 5 ms window is strong enough for single bins).
 9. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
    centre = sum f_k e_k / sum e_k; bandwidth = (bins in run) * bin width;
    power (dBFS) = 10 log10(sum e_k / ENBW); in-band SNR = 10 log10(sum e_k / sum s_k^2).
@@ -71,7 +74,7 @@ import scipy.stats
 #: relative precision of the order-statistic noise estimate, as a fraction of the frames' averages
 PERCENTILE_EFFICIENCY = 0.4
 NOISE_QUANTILE = 0.2
-BUSY_DB = 3.0  # a bin this far over the local floor across frequency is taken as occupied
+BUSY_DB = 6.0  # a bin this far over the local floor across frequency is taken as occupied
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ class DetectorConfig:
     slop_bins: int = 2  # frequency tolerance against the baseline (ppm drift)
     min_bins: int = 2  # bins per emission
     splatter_db: float = 20.0  # weaker runs this far below a nearby stronger one are its splatter
-    channel_hz: tuple[float, ...] = (12.5e3, 125e3)  # summed-bin tests for wide weak signals
+    channel_hz: tuple[float, ...] = (12.5e3,)  # summed-bin tests (matched to a voice/pager channel)
+    channel_min_frames: int = 10  # summed-bin tests only on windows this long (weak signals are long)
     scales: tuple[int, ...] = (1, 10, 100, 400)  # integration windows, in frames
 
     def as_dict(self) -> dict:
@@ -162,24 +166,39 @@ def robust_noise_per_bin(frames: np.ndarray, k0_eff: float, q: float = NOISE_QUA
     return (np.quantile(frames, q, axis=0) / gamma_quantile(k0_eff, q)).astype(np.float32)
 
 
-def frequency_floor(noise_bin: np.ndarray, window_bins: int | None = None) -> np.ndarray:
-    """Remove continuous emitters from a per-bin floor (formula 3, OS-CFAR across frequency).
+def snip_floor_db(y_db: np.ndarray, half_width: int) -> np.ndarray:
+    """SNIP peak clipping (Ryan et al. 1988): a smooth lower envelope of ``y_db`` that passes under
+    peaks up to ``half_width`` bins wide and follows slopes and curvature of the floor.
 
-    A sliding 20th percentile over a quarter of the band gives the local floor; bins more than
+    For p = 1..half_width: s[i] = min(s[i], (s[i-p] + s[i+p]) / 2), edges held at their value.
+    """
+    s = np.asarray(y_db, dtype=np.float64).copy()
+    n = len(s)
+    for p in range(1, min(half_width, n // 2) + 1):
+        left = np.concatenate((np.full(p, s[0]), s[:-p]))
+        right = np.concatenate((s[p:], np.full(p, s[-1])))
+        np.minimum(s, 0.5 * (left + right), out=s)
+    return s
+
+
+def frequency_floor(noise_bin: np.ndarray, half_width_bins: int | None = None) -> np.ndarray:
+    """Remove continuous emitters from a per-bin floor (formula 3, across frequency).
+
+    A SNIP lower envelope (in dB, passing under emitters up to ``half_width_bins`` each side, an
+    eighth of the band by default) follows the passband's ripple and roll-off; bins more than
     ``BUSY_DB`` above it (and two bins either side, for the skirts) are occupied, and their floor is
-    interpolated from the free bins around them. Free bins keep their own estimate, so the ripple and
-    roll-off of the receiver's passband are kept exactly.
+    interpolated from the free bins around them. Free bins keep their own estimate exactly.
     """
     n = len(noise_bin)
-    if window_bins is None:
-        window_bins = max(63, n // 4) | 1
-    local = scipy.ndimage.percentile_filter(noise_bin, 20, size=min(window_bins, n), mode="nearest")
-    busy = noise_bin > local * 10 ** (BUSY_DB / 10)
+    if half_width_bins is None:
+        half_width_bins = max(16, n // 8)
+    y = 10 * np.log10(np.maximum(noise_bin.astype(np.float64), 1e-30))
+    busy = y > snip_floor_db(y, half_width_bins) + BUSY_DB
     if not busy.any():
         return noise_bin.astype(np.float32)
     busy = scipy.ndimage.binary_dilation(busy, iterations=2)
     if busy.all():
-        return local.astype(np.float32)
+        return noise_bin.astype(np.float32)
     idx = np.arange(n)
     out = noise_bin.astype(np.float64).copy()
     out[busy] = np.interp(idx[busy], idx[~busy], out[~busy])
@@ -215,6 +234,7 @@ class Detection:
     snr_db: float
     margin_db: float  # how far the strongest bin stands over its upper threshold
     changed: bool  # True: stands above what the baseline showed there; False: new where it was quiet
+    channel_bins: int = 0  # >0: found by the summed-bin test of that many bins (extent is approximate)
 
 
 @dataclass
@@ -241,7 +261,7 @@ class HopDetector:
         self.bin_rho = np.asarray(bin_rho if bin_rho is not None else [1.0, 4 / 9, 1 / 36], dtype=float)
         nb = len(ref.noise_power)
         widths = {int(round(c / bin_hz)) for c in cfg.channel_hz} if bin_hz else set()
-        self.widths = tuple(sorted(m for m in widths if 3 <= m <= nb // 2))
+        self.widths = tuple(sorted(m for m in widths if 3 <= m <= nb // 8))
         self._cache: dict[tuple[int, int], _ScaleThresholds] = {}
 
     def thresholds(self, scale_index: int, n_frames: int) -> _ScaleThresholds:
@@ -299,7 +319,8 @@ class HopDetector:
                 d = self._extract(power, int(s), int(e), float(np.max(power[s:e] / th.upper[s:e])), bool(th.occupied[s:e].any()))
                 if d is not None:
                     out.append(d)
-        for m, (noise_sum, f_up, f_low, free) in th.channels.items():
+        channels = th.channels.items() if n_frames >= self.cfg.channel_min_frames else ()
+        for m, (noise_sum, f_up, f_low, free) in channels:
             sums = _window_sums(power, m)
             up = (sums > noise_sum * f_up) & free
             if not up.any():
@@ -312,6 +333,7 @@ class HopDetector:
                 over = float(np.max(sums[s:e] / (noise_sum[s:e] * f_up)))
                 d = self._extract(power, lo, hi, over, False, width_bins=max(m, int(e - s)))
                 if d is not None:
+                    d.channel_bins = m
                     out.append(d)
         if out and th.occupied_runs:
             out = self._absorb_known_splatter(out, power, th.occupied_runs)

@@ -73,6 +73,7 @@ class _Track:
     snr_db: float = -999.0
     weight_sum: float = 0.0
     center_acc: float = 0.0
+    approximate: bool = False  # opened by a summed-bin (channel) detection: its extent is rough
 
     @property
     def start_s(self) -> float:
@@ -125,7 +126,10 @@ class Tracker:
         novelty: str,
         hop_center_hz: float,
         margin_db: float = 99.0,
+        approximate: bool = False,
     ) -> None:
+        """Add one detection. ``approximate``: its frequency extent is rough (a summed-bin test), so
+        it joins a track without widening it."""
         # close tracks not seen for too long (a long scale reports late, so allow for its window)
         still = []
         for tr in self._open:
@@ -133,9 +137,13 @@ class Tracker:
         self._open = still
         tr = next((t for t in self._open if self._near(t, lo_hz, hi_hz, t0_s, t.last_s)), None)
         if tr is None:
-            tr = _Track(lo_hz, hi_hz, t1_s, hop_center_hz, novelty)
+            tr = _Track(lo_hz, hi_hz, t1_s, hop_center_hz, novelty, approximate=approximate)
             self._open.append(tr)
-        tr.lo_hz, tr.hi_hz, tr.last_s = min(tr.lo_hz, lo_hz), max(tr.hi_hz, hi_hz), max(tr.last_s, t1_s)
+        if not approximate:
+            if tr.approximate:  # the first exact detection sets the extent
+                tr.lo_hz, tr.hi_hz, tr.approximate = lo_hz, hi_hz, False
+            tr.lo_hz, tr.hi_hz = min(tr.lo_hz, lo_hz), max(tr.hi_hz, hi_hz)
+        tr.last_s = max(tr.last_s, t1_s)
         tr.novelty = _more_novel(tr.novelty, novelty)
         tr.hits.setdefault(scale_index, []).append((t0_s, t1_s, power_dbfs, margin_db))
         tr.scale_s[scale_index] = scale_s
@@ -164,10 +172,16 @@ class Tracker:
         """Join tracks that overlap in frequency and come within max_gap_s of each other in time
         (a long window's detection can open a track before a short one's arrives)."""
         out: list[_Track] = []
-        for tr in sorted(tracks, key=lambda t: t.start_s):
+        # exact tracks first; a rough (channel-test) track then joins an exact one it overlaps without
+        # widening it, so one wide test cannot bridge several neighbouring emitters
+        for tr in sorted(tracks, key=lambda t: (t.approximate, t.start_s)):
             o = next((o for o in out if self._near(o, tr.lo_hz, tr.hi_hz, tr.start_s, o.last_s)), None)
             if o is None:
                 out.append(tr)
+            elif tr.approximate and not o.approximate:
+                lo, hi = o.lo_hz, o.hi_hz
+                o.absorb(tr)
+                o.lo_hz, o.hi_hz = lo, hi
             else:
                 o.absorb(tr)
         return out

@@ -1,0 +1,40 @@
+"""The shipped regression recordings: every threat found, no false alarm, benign users quiet."""
+from pathlib import Path
+
+import pytest
+
+from sdrwatch.cli.demo import DEMO_CASES
+from sdrwatch.evaluate import score
+from sdrwatch.radio.file import open_recording
+from sdrwatch.replay import Settings, detect, load_reference
+
+REC = Path(__file__).resolve().parents[1] / "recordings"
+
+
+@pytest.mark.parametrize("name,base_name", [(n, b) for n, b, _ in DEMO_CASES])
+def test_shipped_recording_scores_perfectly(name, base_name):
+    rec = open_recording(REC / name)
+    base = load_reference(REC / base_name, Settings()) if base_name else None
+    emissions = [e.as_record() for e in detect(rec, base)]
+    s = score(rec, emissions)
+    assert s["threats_found"] == s["threats"], s["matches"]
+    assert s["false_alarms"] == 0, s["false_alarm_emissions"]
+    if base is not None:
+        assert s["benign_flagged"] == 0  # benign users were in the baseline
+    for m in s["matches"]:
+        assert abs(m["freq_error_hz"]) < 3e3
+        if "time_error_s" in m:
+            assert abs(m["time_error_s"]) < 0.02
+
+
+def test_weak_fm_ladder_reaches_minus_12_db():
+    rec = open_recording(REC / "weak-fm-ladder")
+    s = score(rec, [e.as_record() for e in detect(rec, load_reference(REC / "weak-fm-ladder-baseline", Settings()))])
+    found = {m["label"] for m in s["matches"] if m["found"]}
+    assert {"fm-snr-3", "fm-snr-6", "fm-snr-9", "fm-snr-12"} <= found
+
+
+def test_benign_exam_raises_nothing():
+    rec = open_recording(REC / "benign-exam")
+    assert detect(rec, load_reference(REC / "benign-baseline", Settings())) == []
+
