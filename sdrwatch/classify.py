@@ -22,7 +22,7 @@ from .errors import SdrwatchError
 
 NOVELTY_WEIGHT = {"new": 1.0, "changed": 0.8, "emission": 0.6}
 UNKNOWN_SEVERITY = 0.4
-BURST_MAX_S = 5.0  # an emission whose on-periods are shorter than this is bursty
+CONTINUOUS_MIN_S = 1.0  # on for at least this long in one piece: continuous (voice), not a burst
 
 
 def profiles_dir() -> Path:
@@ -66,6 +66,12 @@ def load_threats(directory: str | None = None) -> tuple[ThreatProfile, ...]:
     return tuple(out)
 
 
+def is_bursty(e: Emission) -> bool:
+    """Short on-periods: several bursts with gaps, or one piece shorter than CONTINUOUS_MIN_S."""
+    on_s = (e.end_s - e.start_s) * e.duty / max(e.bursts, 1)
+    return (e.bursts > 1 and e.duty < 0.9) or on_s < CONTINUOUS_MIN_S
+
+
 def _misfit(p: ThreatProfile, e: Emission) -> str | None:
     """Why profile ``p`` does not fit emission ``e`` (None if it fits)."""
     if not any(lo <= e.center_hz <= hi for lo, hi in p.bands_hz):
@@ -73,12 +79,11 @@ def _misfit(p: ThreatProfile, e: Emission) -> str | None:
     lo, hi = p.bandwidth_hz
     if not lo <= e.bandwidth_hz <= hi:
         return f"{p.name}: bandwidth {e.bandwidth_hz / 1e3:.1f} kHz not in {lo / 1e3:g}-{hi / 1e3:g} kHz"
-    on_s = (e.end_s - e.start_s) * e.duty / max(e.bursts, 1)
-    bursty = on_s < BURST_MAX_S and (e.bursts > 1 or e.duty < 0.9 or on_s < BURST_MAX_S)
+    bursty = is_bursty(e)
     if p.pattern == "continuous" and (e.end_s - e.start_s) < p.min_duration_s:
         return f"{p.name}: lasted {e.end_s - e.start_s:.2f} s, shorter than {p.min_duration_s:g} s"
-    if p.pattern == "continuous" and e.bursts > 1 and e.duty < 0.5:
-        return f"{p.name}: bursty (duty {e.duty:.0%})"
+    if p.pattern == "continuous" and bursty:
+        return f"{p.name}: bursty ({e.bursts} bursts, duty {e.duty:.0%})"
     if p.pattern == "burst" and not bursty:
         return f"{p.name}: continuous, not bursts"
     return None

@@ -183,6 +183,7 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                         hf.center_hz,
                         d.margin_db,
                         approximate=d.channel_bins > 0,
+                        bandwidth_hz=d.obw_bins * bin_hz,
                     )
 
     for hf in iter_hop_frames(rec, settings.spectrum, progress):

@@ -221,3 +221,19 @@ def test_baseline_file_round_trip(tmp_path):
     f = c.hops[0].freq_hz
     busy = c.hops[0].duty[np.abs(f - 169.05e6) < 2e3]
     assert busy.min() > 0.5 and np.median(c.hops[0].duty) < 0.01
+
+
+def test_classification_tells_voice_from_pager_bursts():
+    from sdrwatch.classify import classify
+    from sdrwatch.dsp.tracker import Emission
+
+    def em(start, end, duty, bursts, bw=11e3, f=169.4e6):
+        return Emission(f, bw, start, end, -50, 10, duty, bursts, "new", 0.005, 169e6)
+
+    assert classify(em(1.0, 4.0, 1.0, 1)).label == "nbfm-voice"
+    assert classify(em(0.3, 2.8, 0.1, 5)).label == "pager-fsk"
+    assert classify(em(0.3, 0.315, 1.0, 1)).label == "pager-fsk"
+    far = classify(em(1.0, 4.0, 1.0, 1, f=100.1e6))  # the FM broadcast band is nobody's threat band here
+    assert far.label == "data-radio" and any("outside its bands" in r for r in far.reasons)
+    wide = classify(em(1.0, 4.0, 1.0, 1, bw=2e6, f=100.1e6))
+    assert wide.label == "unknown" and wide.severity < 0.5

@@ -60,7 +60,9 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    Channel widths up to an eighth of the band are used, on windows of at least ``channel_min_frames``
    frames (a burst short enough to need the 5 ms window is strong enough for single bins).
 9. **Extraction** over a run's bins k with excess e_k = max(P_k - s_k^2, 0):
-   centre = sum f_k e_k / sum e_k; bandwidth = (bins in run) * bin width;
+   centre = sum f_k e_k / sum e_k; bandwidth = the 99 % occupied bandwidth of e (ITU-R SM.328: the
+   span between the 0.5 % and 99.5 % points of its cumulative sum) less the window's spread
+   (ENBW - 1 bins), at least one bin;
    power (dBFS) = 10 log10(sum e_k / ENBW); in-band SNR = 10 log10(sum e_k / sum s_k^2).
 """
 from __future__ import annotations
@@ -235,6 +237,7 @@ class Detection:
     margin_db: float  # how far the strongest bin stands over its upper threshold
     changed: bool  # True: stands above what the baseline showed there; False: new where it was quiet
     channel_bins: int = 0  # >0: found by the summed-bin test of that many bins (extent is approximate)
+    obw_bins: float = 0.0  # 99 % occupied bandwidth of the excess power, in bins (window spread removed)
 
 
 @dataclass
@@ -377,6 +380,8 @@ class HopDetector:
         if tot <= 0:
             return None
         center = float(np.dot(np.arange(s, e), excess) / tot)
+        cum = np.cumsum(excess) / tot
+        obw = float(np.searchsorted(cum, 0.995) - np.searchsorted(cum, 0.005) + 1) - (self.enbw - 1.0)
         lo, hi = s, e - 1
         if width_bins is not None:
             lo = int(round(center - (width_bins - 1) / 2))
@@ -390,6 +395,7 @@ class HopDetector:
             snr_db=float(10 * np.log10(tot / n.sum())),
             margin_db=float(10 * np.log10(over)),
             changed=changed,
+            obw_bins=max(obw, 1.0),
         )
 
     def _absorb_splatter(self, dets: list[Detection]) -> list[Detection]:

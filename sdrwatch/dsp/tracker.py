@@ -127,6 +127,7 @@ class Tracker:
         hop_center_hz: float,
         margin_db: float = 99.0,
         approximate: bool = False,
+        bandwidth_hz: float | None = None,
     ) -> None:
         """Add one detection. ``approximate``: its frequency extent is rough (a summed-bin test), so
         it joins a track without widening it."""
@@ -147,7 +148,8 @@ class Tracker:
         tr.novelty = _more_novel(tr.novelty, novelty)
         tr.hits.setdefault(scale_index, []).append((t0_s, t1_s, power_dbfs, margin_db))
         tr.scale_s[scale_index] = scale_s
-        tr.bw_by_scale[scale_index] = max(tr.bw_by_scale.get(scale_index, 0.0), hi_hz - lo_hz)
+        bw = hi_hz - lo_hz if bandwidth_hz is None else bandwidth_hz
+        tr.bw_by_scale[scale_index] = max(tr.bw_by_scale.get(scale_index, 0.0), bw)
         tr.snr_db = max(tr.snr_db, snr_db)
         w = 10 ** (power_dbfs / 10)
         tr.weight_sum += w
@@ -204,7 +206,7 @@ class Tracker:
             out.append(
                 Emission(
                     center_hz=tr.center_acc / tr.weight_sum,
-                    bandwidth_hz=tr.bw_by_scale[max(tr.bw_by_scale)] + bin_hz,
+                    bandwidth_hz=tr.bw_by_scale[max(tr.bw_by_scale)],
                     start_s=start,
                     end_s=end,
                     peak_dbfs=tr.peak_dbfs,
