@@ -251,7 +251,7 @@ def measure_psd(num_samples: int, repeats: int = 3, seed: int = 1) -> list[Measu
     # a receiver-like byte stream: Gaussian noise around mid-scale, 8 LSB rms per rail
     raw = np.clip(np.rint(rng.normal(127.5, 8.0, 2 * num_samples)), 0, 255).astype(np.uint8)
     step = 2 * BLOCK_SAMPLES
-    cfg = SpectrumConfig()
+    cfg = WelchFrames(RATE_HZ, SpectrumConfig()).cfg  # the automatic FFT size, resolved
 
     def ours() -> None:
         eng = WelchFrames(RATE_HZ, cfg)
@@ -538,8 +538,9 @@ class _Sensitivity:
 def measure_sensitivity(quick: bool, stage: Stage | None = None) -> list[Measurement]:
     rate = RATE_HZ
     trials, need = (3, 3) if quick else (10, 9)
-    cfg, det = SpectrumConfig(), DetectorConfig()
-    eng = WelchFrames(rate, cfg)
+    det = DetectorConfig()
+    eng = WelchFrames(rate, SpectrumConfig())
+    cfg = eng.cfg  # the automatic FFT size, resolved
     frame_s = eng.frame_samples / rate
     sens = _Sensitivity(rate, trials, need, 2.0, stage)
     cases = [

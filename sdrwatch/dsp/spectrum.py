@@ -209,6 +209,12 @@ class WelchFrames:
         self._tail = np.zeros(0, dtype=np.complex64)
         self._tail_index = 0  # stream index of _tail[0]
         self._frames = GroupSum(self.k)
+        per_batch = max(1, _CHUNK_SAMPLES // self.n)
+        # work buffers, reused for every batch: no allocation (and no page faults) per block
+        self._spec = np.empty((per_batch, self.n), dtype=np.complex64)
+        self._pow = np.empty((per_batch, self.n), dtype=np.float32)
+        self._pow2 = np.empty((per_batch, self.n), dtype=np.float32)
+        self._x = np.empty(0, dtype=np.complex64)
 
     @property
     def frame_samples(self) -> int:
@@ -217,11 +223,18 @@ class WelchFrames:
 
     def push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iq = np.asarray(iq, dtype=np.complex64)
-        x = np.concatenate([self._tail, iq]) if len(self._tail) else iq
+        if len(self._tail):
+            need = len(self._tail) + len(iq)
+            if len(self._x) < need:
+                self._x = np.empty(max(need, 2 * len(self._x)), dtype=np.complex64)
+            x = self._x[:need]
+            x[: len(self._tail)] = self._tail
+            x[len(self._tail):] = iq
+        else:
+            x = iq
         base = self._tail_index
         nseg = 0 if len(x) < self.n else (len(x) - self.n) // self.hop + 1
-        seg_power = self._segment_powers(x, nseg) if nseg else np.zeros((0, self.n), np.float32)
-        power, first_seg = self._frames.push(seg_power, base // self.hop)
+        power, first_seg = self._segment_frames(x, nseg, base // self.hop)
         consumed = nseg * self.hop
         self._tail = x[consumed:].copy()
         self._tail_index = base + consumed
@@ -230,18 +243,39 @@ class WelchFrames:
         suppress_dc(power, self.cfg.dc_bins)
         return power, first_seg * self.hop
 
-    def _segment_powers(self, x: np.ndarray, nseg: int) -> np.ndarray:
-        """|FFT(w * segment)|^2 for every segment, computed in cache-sized batches."""
+    def _segment_powers(self, x: np.ndarray, nseg: int):
+        """Yield (first segment, |FFT(w * segment)|^2 rows) for every segment, in cache-sized batches.
+
+        The rows live in a reused buffer: use them before asking for the next batch.
+        """
         n, hop = self.n, self.hop
-        out = np.empty((nseg, n), dtype=np.float32)
-        per_batch = max(1, _CHUNK_SAMPLES // n)
+        if nseg <= 0:
+            return
+        per_batch = len(self._spec)
         view = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
         for s in range(0, nseg, per_batch):
             e = min(nseg, s + per_batch)
-            spec = scipy.fft.fft(view[s:e] * self.window, axis=1, overwrite_x=True)
-            np.abs(spec, out=out[s:e])
-            out[s:e] *= out[s:e]
-        return out
+            spec = self._spec[: e - s]
+            np.multiply(view[s:e], self.window, out=spec)
+            spec = scipy.fft.fft(spec, axis=1, overwrite_x=True)
+            pw, im2 = self._pow[: e - s], self._pow2[: e - s]
+            parts = spec.view(np.float32)
+            np.multiply(parts[:, 0::2], parts[:, 0::2], out=pw)
+            np.multiply(parts[:, 1::2], parts[:, 1::2], out=im2)
+            pw += im2
+            yield s, pw
+
+    def _segment_frames(self, x: np.ndarray, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames completed by the segments of ``x`` (sums of K segment powers, unscaled)."""
+        frames, starts = [], []
+        for s, pw in self._segment_powers(x, nseg):
+            f, st = self._frames.push(pw, first_index + s)
+            if len(f):
+                frames.append(f)
+                starts.append(st)
+        if not frames:
+            return np.zeros((0, self.n), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return np.concatenate(frames), np.concatenate(starts)
 
 
 def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig()) -> np.ndarray:
@@ -258,7 +292,8 @@ def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = Spect
     for s in range(0, nseg, step):
         e = min(nseg, s + step)
         seg = np.asarray(iq[s * hop : (e - 1) * hop + n], dtype=np.complex64)
-        acc += eng._segment_powers(seg, e - s).sum(axis=0)
+        for _first, pw in eng._segment_powers(seg, e - s):
+            acc += pw.sum(axis=0, dtype=np.float64)
     p = np.fft.fftshift((acc * (float(eng.scale) / nseg)).astype(np.float32))
     return suppress_dc(p, cfg.dc_bins)
 

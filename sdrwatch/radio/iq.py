@@ -11,9 +11,9 @@ format     SigMF datatype      complex value of a raw pair (i, q)
 ``cf32``   ``cf32_le``         ``i + 1j q`` (unchanged)
 =========  ==================  =====================================
 
-So a full-scale complex tone has power 1.0 (0 dBFS) in every format. ``to_iq`` converts raw bytes
-with a lookup table (8-bit formats) so it costs one gather per sample; ``from_iq`` is its inverse
-with rounding and clipping, used by writers and by the simulator's 8-bit quantiser.
+So a full-scale complex tone has power 1.0 (0 dBFS) in every format. ``to_iq`` converts with one
+vectorised cast and scale (measured faster than a lookup table, which misses the cache); ``from_iq``
+is its inverse with rounding and clipping, used by writers and by the simulator's 8-bit quantiser.
 """
 from __future__ import annotations
 
@@ -29,15 +29,11 @@ FORMAT_OF_DATATYPE = {v: k for k, v in SIGMF_DATATYPE.items()}
 FORMAT_OF_DATATYPE.update({"ci16": "cs16", "cf32": "cf32", "cu8_le": "cu8", "ci8_le": "cs8"})
 
 
-def _pair_lut(levels: np.ndarray) -> np.ndarray:
-    """Complex64 table indexed by a little-endian uint16 holding (i, q) bytes."""
-    idx = np.arange(65536, dtype=np.uint32)
-    return (levels[idx & 0xFF] + 1j * levels[idx >> 8]).astype(np.complex64)
-
-
-_LUT = {
-    "cu8": _pair_lut((np.arange(256, dtype=np.float32) - np.float32(127.5)) / np.float32(127.5)),
-    "cs8": _pair_lut(np.arange(256, dtype=np.uint8).view(np.int8).astype(np.float32) / np.float32(128.0)),
+#: per format: (numpy dtype of one I or Q value, offset, scale) with value = (raw - offset) * scale
+SCALE = {
+    "cu8": (np.uint8, 127.5, 1.0 / 127.5),
+    "cs8": (np.int8, 0.0, 1.0 / 128.0),
+    "cs16": ("<i2", 0.0, 1.0 / 32768.0),
 }
 
 
@@ -59,13 +55,14 @@ def to_iq(raw: bytes | bytearray | memoryview | np.ndarray, fmt: str) -> np.ndar
     width = BYTES_PER_SAMPLE[fmt]
     if buf.size % width:
         raise RecordingError(f"{buf.size} bytes is not a whole number of {fmt} samples ({width} bytes each)")
-    if fmt in _LUT:
-        return _LUT[fmt][buf.view("<u2")]
-    if fmt == "cs16":
-        pairs = buf.view("<i2").astype(np.float32)
-        pairs *= np.float32(1.0 / 32768.0)
-        return pairs.view(np.complex64)
-    return buf.view("<f4").view(np.complex64).copy()
+    if fmt == "cf32":
+        return buf.view("<f4").view(np.complex64).copy()
+    dtype, offset, scale = SCALE[fmt]
+    pairs = buf.view(dtype).astype(np.float32)
+    if offset:
+        pairs -= np.float32(offset)
+    pairs *= np.float32(scale)
+    return pairs.view(np.complex64)
 
 
 def from_iq(iq: np.ndarray, fmt: str) -> bytes:

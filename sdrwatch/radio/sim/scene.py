@@ -20,6 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ...errors import PlanError, SdrwatchError, SourceError
+from ..iq import SCALE
 from ..profiles import ReceiverProfile, load_profile
 from .emitters import DEFAULT_RAMP_S, KIND_FIELDS, KINDS, Emitter, OOK, make_emitter
 from .schedule import Schedule, first_sample, sub_seed
@@ -96,13 +97,14 @@ def _fir_symmetric(x: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
 
 def quantize_cu8(iq: np.ndarray) -> None:
     """In place: the cu8 round trip ``to_iq(from_iq(iq, "cu8"), "cu8")`` (round, clip to 0..255, back)."""
+    _dtype, offset, scale = SCALE["cu8"]  # the one normalisation (sdrwatch.radio.iq)
     v = iq.view(np.float32)
-    v *= np.float32(127.5)
-    v += np.float32(127.5)
+    v *= np.float32(offset)
+    v += np.float32(offset)
     np.rint(v, out=v)
     np.clip(v, 0.0, 255.0, out=v)
-    v -= np.float32(127.5)
-    v /= np.float32(127.5)
+    v -= np.float32(offset)
+    v *= np.float32(scale)
 
 
 class _Fields:
