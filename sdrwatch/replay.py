@@ -144,11 +144,9 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
         det = replace(det, scales=tuple(baseline.meta["detector"]["scales"]))
         settings = replace(settings, spectrum=spec, detector=det)
         baseline.check_compatible(rec.sample_rate_hz, spec.fft_size)
-        refs = {}
         mode_noise = False
     else:
         settings = settings.resolved(rec)
-        baseline = noise_floor_baseline(rec, settings)
         mode_noise = True
     eng = WelchFrames(rec.sample_rate_hz, settings.spectrum)
     fs = rec.sample_rate_hz
@@ -186,23 +184,47 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                         bandwidth_hz=d.obw_bins * bin_hz,
                     )
 
+    def start(hf: HopFrames, hop: HopStats) -> tuple:
+        if len(hop.freq_hz) != len(hf.freq_hz):
+            raise BaselineError(
+                f"baseline hop at {hf.center_hz / 1e6:.4f} MHz has {len(hop.freq_hz)} bins but the recording gives {len(hf.freq_hz)} (different crop)"
+            )
+        ref = hop.noise_only_reference() if mode_noise else hop.reference()
+        det = HopDetector(ref, eng.k_eff, eng.enbw, settings.detector, bin_hz=bin_hz, bin_rho=bin_correlations(eng.window))
+        return det, ScaleWindows(settings.detector.scales)
+
+    def run(state: tuple, hf: HopFrames) -> None:
+        det, sw = state
+        handle(sw.push(hf.frames, int(hf.frame_index[0])) if len(hf.frames) else sw.flush(), hf, det)
+
+    # noise-floor mode learns each frequency's floor from its first learn_s of frames, held back
+    # and then detected on, so the recording is still read once
+    learners: dict[int, HopStatsBuilder] = {}  # by capture
+    floors: dict[int, HopStats] = {}  # by frequency (Hz, rounded): later visits reuse the floor
+    held: dict[int, list[HopFrames]] = {}
+    learn_frames = max(1, int(np.ceil(settings.learn_s * fs / eng.frame_samples)))
     for hf in iter_hop_frames(rec, settings.spectrum, progress):
         state = detectors.get(hf.capture_index)
+        if state is None and not mode_noise:
+            state = detectors[hf.capture_index] = start(hf, baseline.hop_for(hf.center_hz))
         if state is None:
-            hop = baseline.hop_for(hf.center_hz)
-            if len(hop.freq_hz) != len(hf.freq_hz):
-                raise BaselineError(
-                    f"baseline hop at {hf.center_hz / 1e6:.4f} MHz has {len(hop.freq_hz)} bins but the recording gives {len(hf.freq_hz)} (different crop)"
-                )
-            ref = hop.noise_only_reference() if mode_noise else hop.reference()
-            det = HopDetector(ref, eng.k_eff, eng.enbw, settings.detector, bin_hz=bin_hz, bin_rho=bin_correlations(eng.window))
-            state = (det, ScaleWindows(settings.detector.scales), hf)
-            detectors[hf.capture_index] = state
-        det, sw, _ = state
-        if len(hf.frames):
-            handle(sw.push(hf.frames, int(hf.frame_index[0])), hf, det)
-        else:
-            handle(sw.flush(), hf, det)
+            key = round(hf.center_hz)
+            if key not in floors:
+                b = learners.setdefault(hf.capture_index, HopStatsBuilder(hf.center_hz, hf.freq_hz, eng.k_eff, settings.detector.scales))
+                held.setdefault(hf.capture_index, []).append(hf)
+                if len(hf.frames):
+                    b.add(hf.frames, int(hf.frame_index[0]))
+                    if b._n < learn_frames:
+                        continue  # keep learning
+                elif not b._n:
+                    held.pop(hf.capture_index)  # a capture shorter than one frame
+                    continue
+                floors[key] = b.finish_noise_floor()
+            state = detectors[hf.capture_index] = start(hf, floors[key])
+            for h in held.pop(hf.capture_index, [hf]):
+                run(state, h)
+            continue
+        run(state, hf)
     emissions = tracker.finish(bin_hz)
     for e in emissions:
         classify(e)
