@@ -1,36 +1,38 @@
-"""Shared fixtures: a real, tiny filesystem for full-disk tests."""
+"""Shared fixtures: real, tiny filesystems for full-disk tests."""
 import os
 import subprocess
 
 import pytest
 
 
-def _mount_tmpfs(path, size: str):
-    path.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace').strip()}")
+@pytest.fixture()
+def make_tmpfs(tmp_path):
+    """``make_tmpfs(size, name)`` mounts a real tmpfs of that size; skipped where mounting is not allowed."""
+    mounted = []
+
+    def make(size: str, name: str):
+        path = tmp_path / name
+        path.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace').strip()}")
+        mounted.append(path)
+        return path
+
+    yield make
+    for path in mounted:
+        subprocess.run(["umount", str(path)], capture_output=True)
 
 
 @pytest.fixture()
-def tiny_tmpfs(tmp_path):
-    """A real 1 MiB filesystem; skipped where mounting is not permitted."""
-    mnt = tmp_path / "tiny"
-    _mount_tmpfs(mnt, "1m")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+def tiny_tmpfs(make_tmpfs):
+    """A real 1 MiB filesystem."""
+    return make_tmpfs("1m", "tiny")
 
 
 @pytest.fixture()
-def full_tmpfs(tmp_path):
+def full_tmpfs(make_tmpfs):
     """A real 16 KiB filesystem, too small for any baseline file."""
-    mnt = tmp_path / "full"
-    _mount_tmpfs(mnt, "16k")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+    return make_tmpfs("16k", "full")
