@@ -242,7 +242,8 @@ def test_center_and_rate_overrides(tmp_path):
     ("x_433.92MHz_2.4Msps.cs8", 433.92e6, 2.4e6, "cs8"),
     ("x_1.2GHz_250ksps.CS16", 1.2e9, 250e3, "cs16"),
     ("x_868.3m_1000K.CU8", 868.3e6, 1e6, "cu8"),
-    ("x_1M6.cu8", 1e6, None, "cu8"),  # as rtl_433: "M" ends the number; the 6 is ignored
+    ("x_1M6.cu8", None, 1.6e6, "cu8"),  # unlike rtl_433: the letter as decimal point is a sample rate
+    ("w_868.95M_2M4.cu8", 868.95e6, 2.4e6, "cu8"),
     ("plain.bin", None, None, None),
     ("gnuradio_100M_1000k.complex16u", 100e6, 1e6, "cu8"),
     ("gnuradio_100M_1000k.complex16s", 100e6, 1e6, "cs8"),

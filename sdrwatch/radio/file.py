@@ -140,8 +140,10 @@ def parse_file_name(name: str, info: NameInfo | None = None) -> NameInfo:
 
     * a number ``[0-9]+(.[0-9]+)?`` directly followed by letters is a centre frequency if the letters
       are ``M`` (MHz), ``Hz``, ``kHz``, ``MHz`` or ``GHz``, and a sample rate if they are ``k``
-      (kS/s), ``sps``, ``ksps``, ``Msps`` or ``Gsps``; other units are ignored (so ``1M6`` is
-      1 MHz, as in rtl_433, not 1.6 MHz);
+      (kS/s), ``sps``, ``ksps``, ``Msps`` or ``Gsps``; other units are ignored;
+    * one difference from rtl_433: ``<digits>M<digits>`` and ``<digits>k<digits>``, the letter as a
+      decimal point (``1M6``, ``2M4``, ``2k5``), are a **sample rate** (1.6 MS/s, 2.4 MS/s, 2.5 kS/s),
+      which is what people mean by them; rtl_433 would read ``1M6`` as a 1 MHz centre;
     * a word ``[A-Za-z][0-9A-Za-z]*`` is a format (``cu8 cs8 cs16 cf32`` ...) or a content type
       (``iq am fm`` ...), anything else is ignored.
 
@@ -166,6 +168,14 @@ def parse_file_name(name: str, info: NameInfo | None = None) -> NameInfo:
             while i < n and _is_alpha(name[i]):
                 i += 1
             unit = name[s:i].lower()
+            if unit in ("m", "k") and "." not in name[start:s] and i < n and _is_digit(name[i]):
+                frac = i
+                while i < n and _is_digit(name[i]):
+                    i += 1
+                if i >= n or not _is_alpha(name[i]):  # "1M6", not "1M6k"
+                    rate = float(f"{name[start:s]}.{name[frac:i]}") * (1e6 if unit == "m" else 1e3)
+                    continue
+                i = frac
             scale = _SCALE.get(unit[:1], 1.0)
             if unit == "m":
                 center = num * 1e6
