@@ -21,9 +21,9 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
    frames (each with K0_eff averages) divided by the Gamma(K0_eff, 1/K0_eff) q-quantile is an unbiased
    mean noise power as long as the bin is free more than q of the time (ITU-R SM.1753-style
    order statistic). Emitters that were on all the time are then found across frequency: a bin more
-   than 6 dB over the SNIP lower envelope of the floor (peak clipping, which follows the passband's
-   ripple and roll-off but passes under emitters up to 1/4 of the band wide) is occupied, and its
-   floor is interpolated from the free bins beside it. The estimate's precision counts as 0.4
+   than 3 dB over the running median (in dB, over half the band) of the floor, which follows the
+   passband's ripple and roll-off but not emitters up to a quarter of the band wide, is occupied, and
+   its floor is interpolated from the free bins beside it. The estimate's precision counts as 0.4
    of the frames' averages.
 4. **Baseline-difference detection** (§3.7), at integration scale s (a window of m frames):
    - a bin is *occupied* if at any scale j the baseline's max-hold ``H_j`` over n_j windows exceeded
@@ -76,7 +76,7 @@ import scipy.stats
 #: relative precision of the order-statistic noise estimate, as a fraction of the frames' averages
 PERCENTILE_EFFICIENCY = 0.4
 NOISE_QUANTILE = 0.2
-BUSY_DB = 6.0  # a bin this far over the local floor across frequency is taken as occupied
+BUSY_DB = 3.0  # a bin this far over the local floor across frequency is taken as occupied
 
 
 @dataclass(frozen=True)
@@ -168,34 +168,21 @@ def robust_noise_per_bin(frames: np.ndarray, k0_eff: float, q: float = NOISE_QUA
     return (np.quantile(frames, q, axis=0) / gamma_quantile(k0_eff, q)).astype(np.float32)
 
 
-def snip_floor_db(y_db: np.ndarray, half_width: int) -> np.ndarray:
-    """SNIP peak clipping (Ryan et al. 1988): a smooth lower envelope of ``y_db`` that passes under
-    peaks up to ``half_width`` bins wide and follows slopes and curvature of the floor.
-
-    For p = 1..half_width: s[i] = min(s[i], (s[i-p] + s[i+p]) / 2), edges held at their value.
-    """
-    s = np.asarray(y_db, dtype=np.float64).copy()
-    n = len(s)
-    for p in range(1, min(half_width, n // 2) + 1):
-        left = np.concatenate((np.full(p, s[0]), s[:-p]))
-        right = np.concatenate((s[p:], np.full(p, s[-1])))
-        np.minimum(s, 0.5 * (left + right), out=s)
-    return s
-
-
-def frequency_floor(noise_bin: np.ndarray, half_width_bins: int | None = None) -> np.ndarray:
+def frequency_floor(noise_bin: np.ndarray, window_bins: int | None = None) -> np.ndarray:
     """Remove continuous emitters from a per-bin floor (formula 3, across frequency).
 
-    A SNIP lower envelope (in dB, passing under emitters up to ``half_width_bins`` each side, an
-    eighth of the band by default) follows the passband's ripple and roll-off; bins more than
-    ``BUSY_DB`` above it (and two bins either side, for the skirts) are occupied, and their floor is
-    interpolated from the free bins around them. Free bins keep their own estimate exactly.
+    A running median in dB over half the band (reflected at the edges) follows the receiver's
+    passband ripple and roll-off, which are monotone or smooth, but not emitters narrower than a
+    quarter of the band. Bins more than ``BUSY_DB`` above it (and two bins either side, for the
+    skirts) are occupied; their floor is interpolated from the free bins around them. Free bins keep
+    their own estimate exactly.
     """
     n = len(noise_bin)
-    if half_width_bins is None:
-        half_width_bins = max(16, n // 8)
+    if window_bins is None:
+        window_bins = max(31, n // 2) | 1
     y = 10 * np.log10(np.maximum(noise_bin.astype(np.float64), 1e-30))
-    busy = y > snip_floor_db(y, half_width_bins) + BUSY_DB
+    local = scipy.ndimage.median_filter(y, size=min(window_bins, n), mode="reflect")
+    busy = y > local + BUSY_DB
     if not busy.any():
         return noise_bin.astype(np.float32)
     busy = scipy.ndimage.binary_dilation(busy, iterations=2)
