@@ -38,3 +38,16 @@ def test_benign_exam_raises_nothing():
     rec = open_recording(REC / "benign-exam")
     assert detect(rec, load_reference(REC / "benign-baseline", Settings())) == []
 
+
+
+def test_quiet_site_recorded_from_the_simulator_raises_nothing(tmp_path):
+    """2.4 MS/s through the dongle model (roll-off over the band edges, DC, 8 bits): noise only."""
+    from click.testing import CliRunner
+
+    from sdrwatch.cli import main
+
+    stem = tmp_path / "quiet"
+    res = CliRunner().invoke(main, ["record", "sim:demo", "--freq", "169M", "--freq", "220.25M", "--rate", "2.4M",
+                                    "--duration", "1", "-o", str(stem)])
+    assert res.exit_code == 0, res.output
+    assert detect(open_recording(stem)) == []  # the demo's cheaters only start at 30 s
