@@ -158,8 +158,7 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
 
     def handle(windows, hf: HopFrames, det: HopDetector) -> None:
         for si, starts, m, means in windows:
-            for start_frame, mean in zip(starts, means):
-                dets = det.detect(mean, si, int(m))
+            for start_frame, dets in zip(starts, det.detect_many(means, si, int(m))):
                 if not dets:
                     continue
                 t0 = (hf.sample_start + start_frame * eng.frame_samples) / fs

@@ -300,17 +300,100 @@ class HopDetector:
 
     def detect(self, power: np.ndarray, scale_index: int, n_frames: int) -> list[Detection]:
         """Emissions in one window's mean power (bins,), per formulas 4-9."""
+        return self.detect_many(power[None, :], scale_index, n_frames)[0]
+
+    def detect_many(self, means: np.ndarray, scale_index: int, n_frames: int) -> list[list[Detection]]:
+        """Emissions in each of several windows' mean power (windows, bins), per formulas 4-9.
+
+        The per-bin stage runs on all windows at once (runs found on the flattened, padded rows);
+        only windows with something in them go through the channel and splatter stages.
+        """
         th = self.thresholds(scale_index, n_frames)
-        out: list[Detection] = []
-        above_up = power > th.upper
-        if above_up.any():
-            starts, ends = _runs(power > th.lower, above_up, self.cfg.min_bins)
-            for s, e in zip(starts, ends):
-                d = self._extract(power, int(s), int(e), float(np.max(power[s:e] / th.upper[s:e])), bool(th.occupied[s:e].any()))
-                if d is not None:
-                    out.append(d)
-        channels = th.channels.items() if n_frames >= self.cfg.channel_min_frames else ()
-        for m, (noise_sum, f_up, f_low, free) in channels:
+        out: list[list[Detection]] = [[] for _ in range(len(means))]
+        for w, d in self._bin_stage(means, th):
+            out[w].append(d)
+        use_channels = n_frames >= self.cfg.channel_min_frames and th.channels
+        for w in range(len(means)):
+            dets = out[w]
+            if use_channels:
+                dets = self._channel_stage(means[w], th, dets)
+            if dets and th.occupied_runs:
+                dets = self._absorb_known_splatter(dets, means[w], th.occupied_runs)
+                dets = [d for d in dets if not d.changed or self._changed_in_total(d, means[w], th)]
+            out[w] = self._absorb_splatter(dets) if len(dets) > 1 else dets
+        return out
+
+    def _bin_stage(self, means: np.ndarray, th: _ScaleThresholds) -> list[tuple[int, Detection]]:
+        """Per-bin clusters (formula 6) and their extraction (formula 9), vectorised over windows."""
+        up = means > th.upper
+        rows = np.flatnonzero(up.any(axis=1))
+        if not rows.size:
+            return []
+        p = means[rows].astype(np.float64)
+        nw, nb = p.shape
+        low = p > th.lower
+        if nb > 2:
+            low[:, 1:-1] |= ~low[:, 1:-1] & low[:, :-2] & low[:, 2:]  # join one-bin gaps
+        width = nb + 2  # one False column each side keeps runs inside their row
+        pad = np.zeros((nw, width), dtype=bool)
+        pad[:, 1:-1] = low
+        edges = np.diff(pad.ravel().view(np.int8))
+        rs = np.flatnonzero(edges == 1) + 1  # flat index of each run's first bin
+        re = np.flatnonzero(edges == -1) + 1  # one past its last bin
+        if not rs.size:
+            return []
+
+        def padded(values: np.ndarray) -> np.ndarray:
+            a = np.zeros((nw, width), dtype=np.float64)
+            a[:, 1:-1] = values
+            return a.ravel()
+
+        def run_sums(flat: np.ndarray) -> np.ndarray:
+            c = np.concatenate(([0.0], np.cumsum(flat)))
+            return c[re] - c[rs]
+
+        hits = run_sums(padded(up[rows]))
+        keep = (hits > 0) & ((re - rs) >= self.cfg.min_bins)
+        rs, re = rs[keep], re[keep]
+        if not rs.size:
+            return []
+        noise = np.broadcast_to(self.ref.noise_power.astype(np.float64), (nw, nb))
+        pw, nz = padded(p), padded(noise)
+        ex = np.maximum(pw - nz, 0.0)
+        col = np.tile(np.arange(-1, nb + 1, dtype=np.float64), nw)
+        cum_ex = np.concatenate(([0.0], np.cumsum(ex)))
+        tot = cum_ex[re] - cum_ex[rs]
+        noise_tot = run_sums(nz)
+        center = run_sums(ex * col) / np.maximum(tot, 1e-300)
+        # 99 % occupied bandwidth: where the run's cumulative excess crosses 0.5 % and 99.5 %
+        lo99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.005 * tot, side="left")
+        hi99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.995 * tot, side="left")
+        obw = np.maximum((hi99 - lo99 + 1) - (self.enbw - 1.0), 1.0)
+        bounds = np.stack([rs, re], axis=1).ravel()
+        peak = np.maximum.reduceat(pw, bounds)[::2]
+        ratio = np.maximum.reduceat(pw / np.maximum(padded(np.broadcast_to(th.upper, (nw, nb))), 1e-300), bounds)[::2]
+        occupied = run_sums(padded(np.broadcast_to(th.occupied, (nw, nb))))
+        row_of, first = np.divmod(rs, width)
+        found = []
+        for i in np.flatnonzero(tot > 0):
+            lo = int(first[i]) - 1
+            found.append((int(rows[row_of[i]]), Detection(
+                lo_bin=lo,
+                hi_bin=lo + int(re[i] - rs[i]) - 1,
+                center_bin=float(center[i]),
+                power_dbfs=float(10 * np.log10(tot[i] / self.enbw)),
+                peak_bin_dbfs=float(10 * np.log10(peak[i])),
+                snr_db=float(10 * np.log10(tot[i] / noise_tot[i])),
+                margin_db=float(10 * np.log10(ratio[i])),
+                changed=bool(occupied[i] > 0),
+                obw_bins=float(obw[i]),
+            )))
+        return found
+
+    def _channel_stage(self, power: np.ndarray, th: _ScaleThresholds, out: list[Detection]) -> list[Detection]:
+        """Summed-bin tests (formula 8) on one window; runs overlapping a per-bin emission are it."""
+        out = list(out)
+        for m, (noise_sum, f_up, f_low, free) in th.channels.items():
             sums = _window_sums(power, m)
             up = (sums > noise_sum * f_up) & free
             if not up.any():
@@ -325,10 +408,7 @@ class HopDetector:
                 if d is not None:
                     d.channel_bins = m
                     out.append(d)
-        if out and th.occupied_runs:
-            out = self._absorb_known_splatter(out, power, th.occupied_runs)
-            out = [d for d in out if not d.changed or self._changed_in_total(d, power, th)]
-        return self._absorb_splatter(out) if len(out) > 1 else out
+        return out
 
     def _absorb_known_splatter(self, dets: list[Detection], power: np.ndarray, runs: list) -> list[Detection]:
         """Drop new runs that are the skirts of a much stronger known emitter on now (formula 7)."""
