@@ -15,6 +15,7 @@ from .errors import SdrwatchError
 
 FREQ_SLACK_HZ = 5e3
 TIME_SLACK_S = 0.05
+NUMERIC_KEYS = ("center_hz", "bandwidth_hz", "start_s", "end_s", "peak_dbfs", "snr_db", "severity")
 REQUIRED_KEYS = ("center_hz", "bandwidth_hz", "start_s", "end_s", "peak_dbfs", "snr_db", "label", "severity")
 
 
@@ -32,6 +33,9 @@ def emissions_from_jsonl(path: str | Path) -> list[dict]:
             raise SdrwatchError(f"{p}:{n}: not a JSON line") from None
         if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
             raise SdrwatchError(f"{p}:{n}: not an sdrwatch emission (needs {', '.join(REQUIRED_KEYS)})")
+        bad = [k for k in NUMERIC_KEYS if isinstance(rec[k], bool) or not isinstance(rec[k], (int, float))]
+        if bad:
+            raise SdrwatchError(f"{p}:{n}: {', '.join(bad)} must be numbers")
         out.append(rec)
     return out
 

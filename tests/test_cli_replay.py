@@ -124,3 +124,54 @@ def test_baseline_on_a_full_disk_is_one_line_and_leaves_nothing(pair, full_tmpfs
     res = run("baseline", "build", pair / "base", "-o", full_tmpfs / "site.npz")
     assert_one_line_error(res, "disk full")
     assert list(full_tmpfs.iterdir()) == []
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.text(max_size=40), st.just("{}"), st.just('{"center_hz": 1}'), st.just("[1, 2]"),
+                          st.fixed_dictionaries({k: st.one_of(st.floats(allow_nan=False), st.text(max_size=3), st.none())
+                                                 for k in ("center_hz", "bandwidth_hz", "start_s", "end_s", "peak_dbfs",
+                                                           "snr_db", "label", "severity")}).map(json.dumps)),
+                max_size=4))
+def test_evaluate_input_is_parsed_or_refused_in_one_line(pair, tmp_path, lines):
+    from sdrwatch.errors import SdrwatchError
+    from sdrwatch.evaluate import emissions_from_jsonl, score
+    from sdrwatch.radio.file import open_recording
+
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(lines))
+    try:
+        records = emissions_from_jsonl(path)
+    except SdrwatchError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert all(isinstance(r, dict) for r in records)
+        score(open_recording(pair / "exam"), records)  # whatever parsed can be scored
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2000))
+def test_any_bytes_as_a_baseline_file_are_refused_in_one_line(tmp_path, blob):
+    from sdrwatch.baseline import Baseline
+    from sdrwatch.errors import BaselineError
+
+    path = tmp_path / "b.npz"
+    path.write_bytes(blob)
+    with pytest.raises(BaselineError) as err:
+        Baseline.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_truncated_baseline_file_is_refused(pair, tmp_path):
+    from sdrwatch.baseline import Baseline
+    from sdrwatch.errors import BaselineError
+
+    res = run("baseline", "build", pair / "base", "-o", tmp_path / "site.npz")
+    assert res.exit_code == 0
+    data = (tmp_path / "site.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BaselineError):
+        Baseline.load(tmp_path / "cut.npz")
+    assert_one_line_error(run("replay", pair / "exam", "--baseline", tmp_path / "cut.npz"), "baseline")
