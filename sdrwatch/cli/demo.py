@@ -31,15 +31,13 @@ def demo(rec_dir):
     Example:
       sdrwatch demo
     """
-    from rich.console import Console
-
     from ..errors import SdrwatchError
     from ..evaluate import score
     from ..radio.file import open_recording
     from ..replay import Settings, detect, load_reference
-    from .replay import _print_table
+    from .replay import _print_table, stdout_console
 
-    console = Console()
+    console = stdout_console()
     rec_dir = rec_dir or recordings_dir()
     ran = 0
     for name, base_name, what in DEMO_CASES:
@@ -55,7 +53,8 @@ def demo(rec_dir):
             s = score(rec, [e.as_record() for e in emissions])
             console.print(
                 f"ground truth: threats found {s['threats_found']}/{s['threats']}, false alarms {s['false_alarms']}, "
-                f"benign flagged {s['benign_flagged']}, median |df| {s['freq_error_hz_median']} Hz, median |dt| {s['time_error_s_median']} s"
+                f"benign flagged {s['benign_flagged']}"
+                + (f", median |df| {s['freq_error_hz_median']:.0f} Hz, |dt| {s['time_error_s_median'] * 1e3:.1f} ms" if s["threats_found"] else "")
             )
         ran += 1
     if not ran:

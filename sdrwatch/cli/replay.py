@@ -72,8 +72,14 @@ def progress_bar(label: str, total_samples: int):
         yield lambda n: prog.advance(task, n)
 
 
-def _print_table(emissions, title: str) -> None:
+def stdout_console():
+    """A rich console on stdout; wide enough for the emission table when output is not a terminal."""
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=150)
+
+
+def _print_table(emissions, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -84,8 +90,7 @@ def _print_table(emissions, title: str) -> None:
             f"{e.start_s:.3f}", f"{e.end_s:.3f}", f"{e.center_hz / 1e6:.5f}", f"{e.bandwidth_hz / 1e3:.1f}", f"{e.peak_dbfs:.1f}",
             f"{e.snr_db:.1f}", f"{e.duty:.0%}", str(e.bursts), e.novelty, e.label, f"{e.severity:.2f}",
         )
-    console = Console() if sys.stdout.isatty() else Console(width=150)
-    console.print(table)
+    stdout_console().print(table)
 
 
 @click.command()
