@@ -93,6 +93,16 @@ def _print_table(emissions, title: str) -> None:
     stdout_console().print(table)
 
 
+def _reference(path: str, settings):
+    """--baseline: a baseline file, or a recording to learn one from (with a progress bar)."""
+    from ..baseline import Baseline
+    from ..replay import load_reference
+
+    total = 0 if Baseline.is_baseline_file(path) else _open(path, None, None, None).num_samples
+    with progress_bar(f"learning baseline from {Path(path).name}", total) as cb:
+        return load_reference(path, settings, cb)
+
+
 @click.command()
 @click.argument("recording")
 @click.option("--baseline", "baseline_path", metavar="FILE|RECORDING", help="A baseline file (.npz) or a recording to learn one from.")
@@ -112,14 +122,13 @@ def replay(recording, baseline_path, out_format, rate, freq, sample_format, fft_
       sdrwatch replay recordings/weak-fm-ladder --baseline recordings/weak-fm-ladder-baseline
       sdrwatch replay capture_433.92M_250k.cu8 --format jsonl
     """
-    from ..replay import detect, load_reference
+    from ..replay import detect
 
     settings = _settings(fft_size, pfa, margin_db)
     rec = _open(recording, rate, freq, sample_format)
     base = None
     if baseline_path:
-        with progress_bar("learning baseline", 0) as cb:
-            base = load_reference(baseline_path, settings, cb)
+        base = _reference(baseline_path, settings)
     with progress_bar(f"replaying {Path(recording).name}", rec.num_samples) as cb:
         emissions = detect(rec, base, settings, cb)
     if out_format == "jsonl":
@@ -203,7 +212,7 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
       sdrwatch evaluate recordings/sweep --emissions out.jsonl --json
     """
     from ..evaluate import emissions_from_jsonl, score
-    from ..replay import detect, load_reference
+    from ..replay import detect
 
     rec = _open(recording, None, None, None)
     if not rec.annotations:
@@ -212,7 +221,7 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
         records = emissions_from_jsonl(emissions_path)
     else:
         settings = _settings(fft_size, pfa, margin_db)
-        base = load_reference(baseline_path, settings) if baseline_path else None
+        base = _reference(baseline_path, settings) if baseline_path else None
         with progress_bar(f"replaying {Path(recording).name}", rec.num_samples) as cb:
             records = [e.as_record() for e in detect(rec, base, settings, cb)]
     result = score(rec, records)
