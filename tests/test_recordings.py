@@ -51,3 +51,20 @@ def test_quiet_site_recorded_from_the_simulator_raises_nothing(tmp_path):
                                     "--duration", "1", "-o", str(stem)])
     assert res.exit_code == 0, res.output
     assert detect(open_recording(stem)) == []  # the demo's cheaters only start at 30 s
+
+
+@pytest.mark.parametrize("name,base_name", [(n, b) for n, b, _ in DEMO_CASES])
+def test_replay_matches_the_expected_output(name, base_name):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("make_expected", REC / "make_expected.py")
+    make_expected = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_expected)
+    want = [json.loads(line) for line in (REC / "expected" / f"{name}.jsonl").read_text().splitlines()]
+    got = make_expected.expected(name, base_name)
+    assert len(got) == len(want), (got, want)
+    for g, w in zip(got, want):
+        assert abs(g["center_hz"] - w["center_hz"]) < 1e3
+        assert abs(g["start_s"] - w["start_s"]) < 0.01 and abs(g["end_s"] - w["end_s"]) < 0.01
+        assert (g["label"], g["novelty"], g["bursts"]) == (w["label"], w["novelty"], w["bursts"])
