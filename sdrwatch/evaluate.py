@@ -47,7 +47,8 @@ def _truth(rec) -> list[dict]:
         if a.freq_lower_hz is None or a.freq_upper_hz is None:
             continue
         start = a.sample_start / fs
-        end = (a.sample_start + (a.sample_count or (rec.num_samples - a.sample_start))) / fs
+        count = a.sample_count if a.sample_count is not None else rec.num_samples - a.sample_start
+        end = (a.sample_start + count) / fs
         anns.append({"ann": a, "lo": a.freq_lower_hz, "hi": a.freq_upper_hz, "start_s": start, "end_s": end, "threat": a.extra.get("sdrwatch:threat")})
     marked = any(t["threat"] is not None for t in anns)
     for t in anns:

@@ -126,6 +126,7 @@ def learn_baseline(rec, settings: Settings = Settings(), progress: Progress | No
 
 def noise_floor_baseline(rec, settings: Settings, progress: Progress | None = None) -> Baseline:
     """Noise-floor mode: learn each hop's floor from (up to ``learn_s`` of) the recording itself."""
+    settings = settings.resolved(rec)
     eng = WelchFrames(rec.sample_rate_hz, settings.spectrum)
     limit = int(settings.learn_s * rec.sample_rate_hz)
     builders = _builders(rec, settings, eng, limit, progress)

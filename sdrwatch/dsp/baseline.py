@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .detector import (
+    NOISE_POWER_MIN,
     PERCENTILE_EFFICIENCY,
     DetectorConfig,
     Reference,
@@ -140,7 +141,7 @@ class HopStatsBuilder:
         mean = (self._sum / self._n).astype(np.float32)
         # the order statistic in time handles intermittent users; bounding it across frequency
         # handles users that were on all the time (their bins' floor is the local floor)
-        robust = frequency_floor(robust_noise_per_bin(self._keep, self.k0_eff))
+        robust = np.maximum(frequency_floor(robust_noise_per_bin(self._keep, self.k0_eff)), NOISE_POWER_MIN)
         robust_dof = np.full(len(mean), PERCENTILE_EFFICIENCY * len(self._keep) * self.k0_eff)
         mean_dof = self._n * self.k0_eff
         # a bin is quiet if no scale's max-hold crossed the occupancy threshold over the robust floor
@@ -149,7 +150,7 @@ class HopStatsBuilder:
         for i in np.flatnonzero(valid):
             pfa = cfg.pfa_occupied / self._hold_n[i]  # the max of n windows
             occupied |= self._hold[i] > robust * ratio_threshold(self._hold_k[i], robust_dof, pfa)
-        noise = np.where(occupied, robust, mean).astype(np.float32)
+        noise = np.maximum(np.where(occupied, robust, mean), NOISE_POWER_MIN).astype(np.float32)
         dof = np.where(occupied, robust_dof, mean_dof)
         k0_thr = ratio_threshold(self.k0_eff, dof, cfg.pfa_occupied)
         duty = (self._keep > noise * k0_thr).mean(axis=0).astype(np.float32)
@@ -175,7 +176,7 @@ class HopStatsBuilder:
         if self._n == 0:
             raise ValueError("no frames")
         robust = robust_noise_per_bin(self._keep, self.k0_eff)
-        noise = frequency_floor(robust)
+        noise = np.maximum(frequency_floor(robust), NOISE_POWER_MIN).astype(np.float32)
         dof = np.full(len(noise), PERCENTILE_EFFICIENCY * len(self._keep) * self.k0_eff)
         mean = (self._sum / self._n).astype(np.float32)
         p50, p99 = np.quantile(self._keep, [0.5, 0.99], axis=0).astype(np.float32)
