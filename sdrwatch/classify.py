@@ -66,10 +66,15 @@ def load_threats(directory: str | None = None) -> tuple[ThreatProfile, ...]:
     return tuple(out)
 
 
-def is_bursty(e: Emission) -> bool:
-    """Short on-periods: several bursts with gaps, or one piece shorter than CONTINUOUS_MIN_S."""
+def time_pattern(e: Emission) -> str:
+    """"burst", "continuous" or "either" (a single piece cut by the edge of what was watched, too short
+    to tell: a pager burst and a voice link look the same through a 0.1 s sweep dwell)."""
     on_s = (e.end_s - e.start_s) * e.duty / max(e.bursts, 1)
-    return (e.bursts > 1 and e.duty < 0.9) or on_s < CONTINUOUS_MIN_S
+    if e.bursts > 1:
+        return "burst" if e.duty < 0.9 else "continuous"
+    if on_s >= CONTINUOUS_MIN_S:
+        return "continuous"
+    return "either" if e.open_ended else "burst"
 
 
 def _misfit(p: ThreatProfile, e: Emission) -> str | None:
@@ -79,12 +84,13 @@ def _misfit(p: ThreatProfile, e: Emission) -> str | None:
     lo, hi = p.bandwidth_hz
     if not lo <= e.bandwidth_hz <= hi:
         return f"{p.name}: bandwidth {e.bandwidth_hz / 1e3:.1f} kHz not in {lo / 1e3:g}-{hi / 1e3:g} kHz"
-    bursty = is_bursty(e)
-    if p.pattern == "continuous" and (e.end_s - e.start_s) < p.min_duration_s:
-        return f"{p.name}: lasted {e.end_s - e.start_s:.2f} s, shorter than {p.min_duration_s:g} s"
-    if p.pattern == "continuous" and bursty:
-        return f"{p.name}: bursty ({e.bursts} bursts, duty {e.duty:.0%})"
-    if p.pattern == "burst" and not bursty:
+    pattern = time_pattern(e)
+    if p.pattern == "continuous":
+        if pattern == "burst":
+            return f"{p.name}: bursty ({e.bursts} bursts, duty {e.duty:.0%})"
+        if not e.open_ended and (e.end_s - e.start_s) < p.min_duration_s:
+            return f"{p.name}: lasted {e.end_s - e.start_s:.2f} s, shorter than {p.min_duration_s:g} s"
+    if p.pattern == "burst" and pattern == "continuous":
         return f"{p.name}: continuous, not bursts"
     return None
 

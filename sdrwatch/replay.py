@@ -153,7 +153,10 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
     fs = rec.sample_rate_hz
     frame_span = (eng.k - 1) * eng.hop + eng.n  # samples covered by one frame
     scales_s = [m * eng.frame_samples / fs for m in settings.detector.scales]
-    tracker = Tracker(max_gap_s=settings.max_gap_s, freq_tol_hz=2 * settings.detector.slop_bins * fs / settings.spectrum.fft_size)
+    tracker = Tracker(max_gap_s=settings.max_gap_s, freq_tol_hz=settings.detector.slop_bins * fs / settings.spectrum.fft_size)
+    for cap in rec.captures:  # what was watched when: sweeps are not "off" while on other hops
+        half_hz = 0.5 * fs * (1.0 - (settings.spectrum.crop or 0.0))
+        tracker.observe(cap.sample_start / fs, (cap.sample_start + cap.sample_count) / fs, cap.center_hz - half_hz, cap.center_hz + half_hz)
     detectors: dict[int, tuple[HopDetector, ScaleWindows, HopFrames | None]] = {}
     bin_hz = fs / settings.spectrum.fft_size
 
@@ -166,22 +169,19 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                 t1 = (hf.sample_start + (start_frame + m - 1) * eng.frame_samples + frame_span) / fs
                 for d in dets:
                     f = hf.freq_hz
-                    center = float(np.interp(d.center_bin, np.arange(len(f)), f))
                     tracker.add(
                         si,
                         scales_s[si],
                         t0,
                         t1,
-                        float(f[d.lo_bin] - bin_hz / 2),
-                        float(f[d.hi_bin] + bin_hz / 2),
-                        center,
+                        float(np.interp(d.center_bin, np.arange(len(f)), f)),
+                        d.obw_bins * bin_hz,
                         d.power_dbfs,
                         d.snr_db,
                         "emission" if mode_noise else ("changed" if d.changed else "new"),
                         hf.center_hz,
                         d.margin_db,
                         approximate=d.channel_bins > 0,
-                        bandwidth_hz=d.obw_bins * bin_hz,
                     )
 
     def start(hf: HopFrames, hop: HopStats) -> tuple:
@@ -225,7 +225,7 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                 run(state, h)
             continue
         run(state, hf)
-    emissions = tracker.finish(bin_hz)
+    emissions = tracker.finish()
     for e in emissions:
         classify(e)
     return emissions

@@ -237,3 +237,92 @@ def test_classification_tells_voice_from_pager_bursts():
     assert far.label == "data-radio" and any("outside its bands" in r for r in far.reasons)
     wide = classify(em(1.0, 4.0, 1.0, 1, bw=2e6, f=100.1e6))
     assert wide.label == "unknown" and wide.severity < 0.5
+
+
+def _rec(tmp_path, name, captures, fs=FS, fmt="cf32"):
+    from sdrwatch.radio.file import SigMFWriter
+
+    with SigMFWriter(tmp_path / name, fmt=fmt, sample_rate_hz=fs, overwrite=True) as w:
+        for center, iq in captures:
+            w.start_capture(center)
+            w.write(iq)
+    return open_recording(tmp_path / name)
+
+
+def test_continuous_transmitter_in_a_sweep_is_not_called_bursty(tmp_path):
+    """Time on other hops is not 'off': one burst, full duty, and the voice class."""
+    rng = np.random.default_rng(21)
+    dwell = int(0.5 * FS)
+    caps = []
+    for k in range(4):
+        for c in (450.0e6, 451.0e6):
+            x = noise(dwell, rng)
+            if c == 450.0e6:
+                x = x + nbfm(dwell, FS, 200e3, snr_to_power(20, 11e3, FS), rng)
+            caps.append((c, x))
+    found = detect(_rec(tmp_path, "sweep", caps))
+    voice = [e for e in found if abs(e.center_hz - 450.2e6) < 5e3]
+    assert len(voice) == 1
+    assert voice[0].bursts == 1 and voice[0].duty > 0.95 and voice[0].label == "nbfm-voice"
+
+
+def test_transmitters_25_khz_apart_stay_two(tmp_path):
+    rng = np.random.default_rng(22)
+    n = int(2 * FS)
+    x = noise(n, rng) + nbfm(n, FS, 200e3, snr_to_power(20, 11e3, FS), rng)
+    x = x + fsk_bursts(n, FS, 225e3, snr_to_power(20, 11e3, FS), rng, [0.3, 0.9, 1.5], length_s=0.05)
+    base = _rec(tmp_path, "b", [(450e6, noise(n, rng))])
+    found = detect(_rec(tmp_path, "e", [(450e6, x)]), learn_baseline(base))
+    assert sorted(round((e.center_hz - 450e6) / 1e3) for e in found) == [200, 225]
+    pager = [e for e in found if abs(e.center_hz - 450.225e6) < 3e3][0]
+    assert pager.bursts == 3
+
+
+@pytest.mark.parametrize("gap_hz", [16e3, 40e3])
+def test_new_transmitter_beside_a_known_wide_one_is_found(tmp_path, gap_hz):
+    rng = np.random.default_rng(23)
+    n = int(3 * FS)
+
+    def wide(power):  # 100 kHz of band-limited noise at +100 kHz, edges at 50 and 150 kHz
+        spec = np.fft.fft(noise(n, rng, 1.0))
+        f = np.fft.fftfreq(n, 1 / FS)
+        spec[np.abs(f - 100e3) > 50e3] = 0
+        y = np.fft.ifft(spec)
+        return (y * np.sqrt(power / np.mean(np.abs(y) ** 2))).astype(np.complex64)
+
+    known = snr_to_power(30, 100e3, FS)
+    base = _rec(tmp_path, "b", [(450e6, noise(n, rng) + wide(known))])
+    x = noise(n, rng) + wide(known)
+    f_new = 150e3 + gap_hz
+    x[n // 3:] += nbfm(n, FS, f_new, snr_to_power(20, 11e3, FS), rng)[n // 3:]
+    found = detect(_rec(tmp_path, "e", [(450e6, x)]), learn_baseline(base))
+    hit = [e for e in found if abs(e.center_hz - 450e6 - f_new) < 6e3]
+    assert len(hit) == 1 and hit[0].novelty == "new"
+    assert hit[0].start_s == pytest.approx(1.0, abs=0.02)
+
+
+def test_no_noise_at_all_raises_nothing_and_json_stays_valid(tmp_path):
+    import json
+
+    flat = np.full(int(FS), 0.3 + 0.2j, dtype=np.complex64)
+    assert detect(_rec(tmp_path, "flat", [(169e6, flat)])) == []
+    zeros_then_noise = np.concatenate([np.zeros(int(3.5 * FS), np.complex64), noise(int(FS), np.random.default_rng(1))])
+    for e in detect(_rec(tmp_path, "z", [(169e6, zeros_then_noise)])):
+        json.loads(json.dumps(e.as_record(), allow_nan=False))
+
+
+def test_a_minute_of_noise_raises_nothing(tmp_path):
+    """The false-alarm rate the exam day needs: none in a minute of 2.4 MS/s noise, both modes."""
+    rng = np.random.default_rng(24)
+    fs = 2.4e6
+    chunks = [noise(int(fs), rng) for _ in range(60)]
+    from sdrwatch.radio.file import SigMFWriter
+
+    with SigMFWriter(tmp_path / "n", fmt="cu8", sample_rate_hz=fs, overwrite=True) as w:
+        w.start_capture(169e6)
+        for c in chunks:
+            w.write(c * 100)  # -40 dBFS + 40 dB: well above the 8-bit floor
+    base = _rec(tmp_path, "b", [(169e6, noise(int(2 * fs), rng) * 100)], fs=fs, fmt="cu8")
+    rec = open_recording(tmp_path / "n")
+    assert detect(rec) == []
+    assert detect(rec, learn_baseline(base)) == []

@@ -35,4 +35,4 @@ def test_ism_bursts_are_one_strong_emission_not_a_cloud(name):
     strongest = max(em, key=lambda e: e.peak_dbfs)
     assert strongest.snr_db > 15
     # fragments and splatter stay few: every capture holds one or two devices
-    assert len(em) <= 8, [(round(e.center_hz / 1e6, 4), round(e.start_s, 3)) for e in em]
+    assert len(em) <= 10, [(round(e.center_hz / 1e6, 4), round(e.start_s, 3)) for e in em]
