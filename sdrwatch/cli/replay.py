@@ -23,7 +23,7 @@ def recording_options(f):
 
 def detector_options(f):
     f = click.option("--fft-size", type=int, default=None, help="FFT points per segment (default: bins of about 2 kHz, e.g. 1024 at 2.4 MS/s).")(f)
-    f = click.option("--pfa", type=float, default=None, help="False-alarm probability per bin and test (default 1e-7).")(f)
+    f = click.option("--pfa", type=float, default=None, help="False-alarm probability per bin and test (default 1e-9).")(f)
     f = click.option("--margin-db", type=float, default=None, help="Margin over the baseline's max-hold for 'changed' (default 6).")(f)
     return f
 

@@ -44,7 +44,7 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
 5. **Multiple integration times**: windows of m = 1, 10, 100, ... frames are tested independently, each
    with its own K_eff = m * K0_eff, so a 15 ms burst is caught by the short window and a weak
    continuous carrier by the long one. The family of tests is controlled by a small per-bin pfa
-   (default 1e-7) and by requiring a cluster (below).
+   (default 1e-9) and by requiring a cluster (below).
 6. **Clusters** (LAD double threshold, Lehtomaki): bins over the lower threshold (pfa_low, default
    1e-3) form runs; a run is an emission if at least one bin passes the upper threshold and the run
    has at least ``min_bins`` bins. Runs one bin apart are joined (adjacent-cluster combining,
@@ -87,7 +87,7 @@ BUSY_DB = 3.0  # a bin this far over the local floor across frequency is taken a
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    pfa: float = 1e-7  # per bin and test, upper threshold
+    pfa: float = 1e-9  # per bin and test, upper threshold
     pfa_low: float = 1e-3  # per bin, lower threshold (cluster edges)
     pfa_occupied: float = 1e-4  # baseline occupancy test
     margin_db: float = 6.0  # "changed" margin over the baseline's max-hold

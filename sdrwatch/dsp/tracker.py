@@ -12,7 +12,8 @@ Timing: time extent, duty cycle and burst count come from the finest integration
 emission *solidly* (median margin over its threshold of at least ``SOLID_MARGIN_DB``, counting only
 detections within ``FRAGMENT_DB`` of the track's peak): a long window smears a 15 ms burst over
 0.5 s, while short windows catch a weak continuous carrier only now and then, which must not be
-mistaken for bursts. Bursts are on-intervals separated by more than one window of that scale *while
+mistaken for bursts. Bursts are on-intervals separated by more than two windows of that scale (one or two missed windows are
+misses, not pauses) *while
 the frequency was watched*: in a sweep, the time spent on other hops is not "off", and the duty is
 the on-time over the watched time (``observe`` tells the tracker what was watched when). An
 emission that touches the start or end of what was watched is ``open_ended``: it may be longer.
@@ -27,6 +28,8 @@ import numpy as np
 SOLID_MARGIN_DB = 3.0
 #: detections this far below a track's peak (skirts, fragments) do not time it
 FRAGMENT_DB = 20.0
+#: a gap of up to this many windows is a missed detection, not a pause between bursts
+GAP_WINDOWS = 2.01
 
 
 @dataclass
@@ -240,7 +243,7 @@ class Tracker:
             merged: list[list[float]] = []
             for a, b in sorted(ivs):
                 # a gap is real only if the frequency was watched for more than a window during it
-                if merged and (a <= merged[-1][1] + win * 1.01 or (watched and _overlap(merged[-1][1], a, watched) <= win * 1.01)):
+                if merged and (a <= merged[-1][1] + GAP_WINDOWS * win or (watched and _overlap(merged[-1][1], a, watched) <= GAP_WINDOWS * win)):
                     merged[-1][1] = max(merged[-1][1], b)
                 else:
                     merged.append([a, b])
