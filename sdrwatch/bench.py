@@ -299,6 +299,32 @@ def write_recording(stem: Path, seconds: float, seed: int, bursts: bool, chunk: 
     return Path(str(stem) + ".sigmf-meta")
 
 
+def measure_false_alarms(workdir: Path, seconds: float) -> list[Measurement]:
+    """Emissions raised on pure noise (cu8, 2.4 MS/s): against a baseline of other noise, and in
+    noise-floor mode. Every one is a false alarm; the exam day wants well under one an hour."""
+    from .replay import detect, learn_baseline
+
+    def noise_file(stem: Path, secs: float, seed: int) -> Path:
+        scene = SceneLite(RATE_HZ, FILE_NOISE_POWER, seed)
+        n = int(secs * RATE_HZ)
+        with SigMFWriter(stem, fmt="cu8", sample_rate_hz=RATE_HZ, overwrite=True) as w:
+            w.start_capture(CENTER_HZ)
+            for s0 in range(0, n, 1 << 20):
+                w.write(scene.render(s0, min(1 << 20, n - s0)))
+        return Path(str(stem) + ".sigmf-meta")
+
+    rec = open_recording(noise_file(workdir / "fa-noise", seconds, 31))
+    base = learn_baseline(open_recording(noise_file(workdir / "fa-baseline", 2.0, 32)))
+    out = []
+    for name, emissions in (("false_alarms_baseline", detect(rec, base)), ("false_alarms_noise_floor", detect(rec))):
+        mode = "against a 2 s baseline of other noise" if name.endswith("baseline") else "noise-floor mode"
+        out.append(Measurement(name, len(emissions), "emissions", "0", len(emissions) == 0,
+                               f"emissions on {seconds:g} s of 2.4 MS/s noise, {mode} (every one is false)",
+                               {"seconds": seconds, "per_hour": round(len(emissions) * 3600 / seconds, 2),
+                                "emissions": [e.as_record() for e in emissions[:5]]}))
+    return out
+
+
 def measure_replay(workdir: Path, seconds: float, baseline_s: float, repeats: int) -> list[Measurement]:
     from .replay import detect, learn_baseline
 
@@ -638,6 +664,8 @@ def run(quick: bool = False, large_mb: int | None = None, report: Report | None 
         emit(measure_replay(work, 5.0 if quick else 20.0, 2.0 if quick else 5.0, 1 if quick else 2))
         step(f"large-file replay ({large_mb} MB)")
         emit(measure_large(work, large_mb))
+        step("false alarms on noise")
+        emit(measure_false_alarms(work, 10.0 if quick else 120.0))
         step("sensitivity")
         emit(measure_sensitivity(quick, stage))
         step("simulator render")

@@ -23,6 +23,8 @@ EXPECTED = {
     "sensitivity_nbfm": "dB",
     "sensitivity_gfsk_burst": "dB",
     "sim_render": "Msps",
+    "false_alarms_baseline": "emissions",
+    "false_alarms_noise_floor": "emissions",
 }
 #: may be skipped (no simulator benchmark; not enough disk for the large file)
 OPTIONAL = {"sim_render", "large_replay_peak_rss", "large_replay"}
@@ -42,7 +44,9 @@ def test_quick_json_lines():
             assert name in OPTIONAL and r["skipped"], r
             continue
         assert math.isfinite(r["value"])
-        if unit != "dB":
+        if unit == "emissions":
+            assert r["value"] >= 0 and r["seconds"] > 0, r
+        elif unit != "dB":
             assert r["value"] > 0, r
     if by_name["large_replay_peak_rss"]["value"] is not None:
         assert by_name["large_replay_peak_rss"]["file_mb"] == 64
