@@ -55,29 +55,24 @@ class HopFrames:
     freq_hz: np.ndarray
     frames: np.ndarray  # (T, kept bins)
     frame_index: np.ndarray  # frame number within the capture
-    frame_start: np.ndarray  # sample index within the capture
 
 
-def iter_hop_frames(rec, spec: SpectrumConfig, progress: Progress | None = None, max_samples_per_capture: int | None = None) -> Iterator[HopFrames]:
-    """Welch frames of every capture of ``rec``, cropped to the kept bins, block by block."""
+def iter_hop_frames(rec, spec: SpectrumConfig, progress: Progress | None = None) -> Iterator[HopFrames]:
+    """Welch frames of every capture of ``rec``, cropped to the kept bins, block by block; after each
+    capture, one empty ``HopFrames`` marks its end (the end of a dwell)."""
     keep = kept_bins(spec.fft_size, spec.crop or 0.0)
     for ci, cap in enumerate(rec.captures):
         eng = WelchFrames(rec.sample_rate_hz, spec)
         freq = bin_freqs_hz(cap.center_hz, rec.sample_rate_hz, spec.fft_size)[keep]
         frame_no = 0
-        remaining = cap.sample_count if max_samples_per_capture is None else min(cap.sample_count, max_samples_per_capture)
         for block in rec.iter_blocks(BLOCK_SAMPLES, captures=[ci]):
-            iq = block.iq if len(block.iq) <= remaining else block.iq[:remaining]
-            remaining -= len(iq)
-            power, starts = eng.push(iq)
+            power, _starts = eng.push(block.iq)
             if progress:
-                progress(len(iq))
+                progress(len(block.iq))
             if len(power):
-                yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, power[:, keep], np.arange(frame_no, frame_no + len(power)), starts)
+                yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, power[:, keep], np.arange(frame_no, frame_no + len(power)))
                 frame_no += len(power)
-            if remaining <= 0:
-                break
-        yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, np.zeros((0, len(freq)), np.float32), np.zeros(0, int), np.zeros(0, int))
+        yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, np.zeros((0, len(freq)), np.float32), np.zeros(0, int))
 
 
 def _meta(rec, settings: Settings, eng: WelchFrames) -> dict:
@@ -94,10 +89,10 @@ def _meta(rec, settings: Settings, eng: WelchFrames) -> dict:
     }
 
 
-def _builders(rec, settings: Settings, eng: WelchFrames, max_samples: int | None, progress: Progress | None) -> list[HopStatsBuilder]:
+def _builders(rec, settings: Settings, eng: WelchFrames, progress: Progress | None) -> list[HopStatsBuilder]:
     builders: dict[int, HopStatsBuilder] = {}
     by_freq: dict[float, HopStatsBuilder] = {}
-    for hf in iter_hop_frames(rec, settings.spectrum, progress, max_samples):
+    for hf in iter_hop_frames(rec, settings.spectrum, progress):
         b = builders.get(hf.capture_index)
         if b is None:
             # several captures at one frequency (repeated sweeps) share one builder
@@ -117,23 +112,11 @@ def learn_baseline(rec, settings: Settings = Settings(), progress: Progress | No
     """Baseline statistics of every hop of a recording (see :mod:`sdrwatch.dsp.baseline`)."""
     settings = settings.resolved(rec)
     eng = WelchFrames(rec.sample_rate_hz, settings.spectrum)
-    builders = _builders(rec, settings, eng, None, progress)
+    builders = _builders(rec, settings, eng, progress)
     hops = [b.finish(settings.detector) for b in builders if b._n]
     if not hops:
         raise BaselineError(f"{rec.path}: too short to learn a baseline (need at least one {settings.spectrum.frame_s * 1e3:g} ms frame)")
     return Baseline(_meta(rec, settings, eng), hops)
-
-
-def noise_floor_baseline(rec, settings: Settings, progress: Progress | None = None) -> Baseline:
-    """Noise-floor mode: learn each hop's floor from (up to ``learn_s`` of) the recording itself."""
-    settings = settings.resolved(rec)
-    eng = WelchFrames(rec.sample_rate_hz, settings.spectrum)
-    limit = int(settings.learn_s * rec.sample_rate_hz)
-    builders = _builders(rec, settings, eng, limit, progress)
-    hops = [b.finish_noise_floor() for b in builders if b._n]
-    if not hops:
-        raise BaselineError(f"{rec.path}: too short to estimate a noise floor")
-    return Baseline({**_meta(rec, settings, eng), "mode": "noise-floor"}, hops)
 
 
 def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(), progress: Progress | None = None) -> list[Emission]:
