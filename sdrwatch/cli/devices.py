@@ -23,10 +23,14 @@ def _gains_text(gains: list[float]) -> str:
 def devices(as_json: bool) -> None:
     """List RTL-SDR dongles on USB (index, serial, tuner, gains).
 
+    Open one with its index or serial: rtlsdr://0 or rtlsdr://serial=00000001. Remote dongles
+    (rtl_tcp://HOST:PORT) are not listed. Exit 0 when the search ran (even if nothing was found);
+    1 when the driver cannot be loaded.
+
     \b
-    Open one with its index or serial, e.g.  sdrwatch record rtlsdr://0 ...
-    or  rtlsdr://serial=00000001. Remote dongles (rtl_tcp://HOST:PORT) are not listed.
-    Exit 0 when the search ran (even if nothing was found); 1 when the driver cannot be loaded.
+    Examples:
+      sdrwatch devices
+      sdrwatch devices --json
     """
     found = list_devices()  # SourceError (driver missing / broken) -> one line, exit 1
     if not found:
