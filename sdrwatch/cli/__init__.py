@@ -28,6 +28,7 @@ COMMANDS = {
 }
 
 EXIT_BAD_INPUT = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class LazyGroup(click.Group):
@@ -52,6 +53,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; nothing partial was kept", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except SdrwatchError as exc:
             fail(str(exc))
         except OSError as exc:
