@@ -27,6 +27,12 @@ COMMANDS = {
     "demo": "sdrwatch.cli.demo:demo",
 }
 
+import warnings  # noqa: E402
+
+# numpy's overflow/invalid-value warnings on absurd but readable input must not spill several lines
+# onto the terminal; what matters is caught and reported as one line by the readers and the detector
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"sdrwatch\.")
+
 EXIT_BAD_INPUT = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 

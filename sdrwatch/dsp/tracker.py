@@ -53,6 +53,10 @@ class Emission:
     open_ended: bool = False  # on at the start or end of what was watched: may be longer
 
     def as_record(self) -> dict:
+        """The JSON-lines record; numbers are finite (an overflow would read as null, not Infinity)."""
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self._record().items()}
+
+    def _record(self) -> dict:
         return {
             "center_hz": round(self.center_hz, 1),
             "bandwidth_hz": round(self.bandwidth_hz, 1),

@@ -372,9 +372,21 @@ def _one_line(text: str) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A finite JSON number as float, else None (strings, booleans, NaN and infinities are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
+
+
+#: sample rates sdrwatch accepts: above 0 and at most 1 GS/s (an RTL-SDR does at most 3.2 MS/s)
+MAX_SAMPLE_RATE_HZ = 1e9
+
+
+def _check_rate(rate: Any, where: str) -> float:
+    r = _number(rate)
+    if r is None or not 0 < r <= MAX_SAMPLE_RATE_HZ:
+        raise RecordingError(f"{where}: invalid sample rate {rate!r} (expected 0 < rate <= {MAX_SAMPLE_RATE_HZ:g} S/s)")
+    return r
 
 
 def _sigmf_stem(p: Path) -> tuple[Path, Path] | None:
@@ -464,8 +476,7 @@ def _open_raw(p: Path, forced: str | None, sample_rate_hz, center_hz, fmt) -> Re
     rate = sample_rate_hz if sample_rate_hz is not None else info.sample_rate_hz
     if rate is None:
         raise RecordingError(f"{p}: no sample rate: name the file like NAME_433.92M_250k.{fmt} or pass --rate")
-    if not rate > 0:
-        raise RecordingError(f"{p}: invalid sample rate {rate!r}")
+    rate = _check_rate(rate, str(p))
     center = center_hz if center_hz is not None else info.center_hz
     num = _whole_samples(p, _data_size(p), fmt)
     global_meta = {"core:datatype": SIGMF_DATATYPE[fmt], "core:sample_rate": float(rate),
@@ -505,6 +516,8 @@ def _open_sigmf(meta_path: Path, data_path: Path, sample_rate_hz, center_hz, fmt
         raise RecordingError(f"{meta_path}: metadata only (core:metadata_only), no samples to read")
     dataset = glob.get("core:dataset")
     if isinstance(dataset, str) and dataset:
+        if Path(dataset).name != dataset:
+            raise RecordingError(f"{meta_path}: core:dataset {dataset!r} must be a file name beside the meta file")
         data_path = meta_path.with_name(dataset)
     if not data_path.exists():
         raise RecordingError(f"{data_path} is missing (the samples described by {meta_path})")
@@ -522,15 +535,17 @@ def _open_sigmf(meta_path: Path, data_path: Path, sample_rate_hz, center_hz, fmt
             raise RecordingError(f"{meta_path}: unknown datatype {datatype!r} (sdrwatch reads "
                                  f"{', '.join(SIGMF_DATATYPE.values())})")
     if sample_rate_hz is None:
-        sample_rate_hz = _number(glob.get("core:sample_rate"))
-        if sample_rate_hz is None:
+        if glob.get("core:sample_rate") is None:
             raise RecordingError(f"{meta_path}: no core:sample_rate (pass --rate to read it anyway)")
-        if not sample_rate_hz > 0:
-            raise RecordingError(f"{meta_path}: invalid core:sample_rate {glob.get('core:sample_rate')!r}")
+        sample_rate_hz = _check_rate(glob.get("core:sample_rate"), f"{meta_path}: core:sample_rate")
+    else:
+        sample_rate_hz = _check_rate(sample_rate_hz, f"{meta_path}: --rate")
 
     width = BYTES_PER_SAMPLE[fmt]
     size = _data_size(data_path)
     trailing = glob.get("core:trailing_bytes", 0) or 0
+    if isinstance(trailing, bool) or not isinstance(trailing, int) or trailing < 0:
+        raise RecordingError(f"{meta_path}: invalid core:trailing_bytes {trailing!r}")
     if not caps_in:
         caps_in = [{"core:sample_start": 0}]  # SigMF: no captures means one capture at 0
     raw_caps = []
@@ -560,6 +575,8 @@ def _open_sigmf(meta_path: Path, data_path: Path, sample_rate_hz, center_hz, fmt
         if end <= start:
             continue  # zero-length capture: superseded by the next one at the same sample
         freq = _number(c.get("core:frequency"))
+        if freq is None and c.get("core:frequency") is not None:
+            raise RecordingError(f"{meta_path}: capture {i} has an invalid core:frequency {c.get('core:frequency')!r}")
         if freq is None:
             if center_hz is None:
                 raise RecordingError(f"{meta_path}: capture {i} has no core:frequency (pass --freq to read it anyway)")

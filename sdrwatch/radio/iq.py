@@ -56,7 +56,11 @@ def to_iq(raw: bytes | bytearray | memoryview | np.ndarray, fmt: str) -> np.ndar
     if buf.size % width:
         raise RecordingError(f"{buf.size} bytes is not a whole number of {fmt} samples ({width} bytes each)")
     if fmt == "cf32":
-        return buf.view("<f4").view(np.complex64).copy()
+        values = buf.view("<f4")
+        if not np.isfinite(values).all():
+            bad = int(np.flatnonzero(~np.isfinite(values))[0]) // 2
+            raise RecordingError(f"cf32 sample {bad} of this block is not a finite number (NaN or infinity)")
+        return values.view(np.complex64).copy()
     dtype, offset, scale = SCALE[fmt]
     pairs = buf.view(dtype).astype(np.float32)
     if offset:
