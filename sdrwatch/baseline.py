@@ -27,6 +27,7 @@ Powers are linear; 10*log10 gives dBFS per bin. Hops are matched by centre frequ
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import io
 import json
 import os
@@ -54,7 +55,7 @@ class Baseline:
         for h in self.hops:
             if abs(h.center_hz - center_hz) <= HOP_MATCH_HZ:
                 return h
-        have = ", ".join(f"{h.center_hz / 1e6:.4f}" for h in self.hops)
+        have = ", ".join(f"{h.center_hz / 1e6:.4f}" for h in self.hops) or "none"
         raise BaselineError(f"baseline has no hop at {center_hz / 1e6:.4f} MHz (it has {have} MHz)")
 
     def check_compatible(self, sample_rate_hz: float, fft_size: int) -> None:
@@ -77,14 +78,9 @@ class Baseline:
         for i, h in enumerate(self.hops):
             for name in _FIELDS:
                 arrays[f"h{i}_{name}"] = np.asarray(getattr(h, name))
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        write_atomically(path, buf.getvalue())
         return path
 
     @classmethod
@@ -95,19 +91,61 @@ class Baseline:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                if meta.get("format") != FORMAT:
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                     raise BaselineError(f"{path}: not an sdrwatch baseline")
                 if meta.get("version") != VERSION:
                     raise BaselineError(f"{path}: baseline version {meta.get('version')} is not supported (expected {VERSION})")
                 hops = []
                 for i, hm in enumerate(meta["hops"]):
-                    vals = {name: z[f"h{i}_{name}"] for name in _FIELDS}
+                    vals = {name: np.asarray(z[f"h{i}_{name}"]) for name in _FIELDS}
                     hops.append(HopStats(center_hz=float(hm["center_hz"]), frames=int(hm["frames"]), **vals))
-        except BaselineError:
-            raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise BaselineError(f"{path}: not a readable sdrwatch baseline ({type(exc).__name__})") from None
-        return cls(meta, hops)
+            base = cls(meta, hops)
+            base.validate()
+        except BaselineError as exc:
+            raise BaselineError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile, EOFError) as exc:
+            raise BaselineError(f"{path}: not a readable sdrwatch baseline ({type(exc).__name__}: {exc})") from None
+        return base
+
+    def validate(self) -> None:
+        """Check a loaded baseline hangs together: settings of the right types, arrays of the right
+        shapes, finite positive noise. A damaged file must not make the detector silently blind."""
+        m = self.meta
+        spec, det = m.get("spectrum"), m.get("detector")
+        if not isinstance(spec, dict) or not isinstance(det, dict):
+            raise BaselineError("missing spectrum or detector settings")
+        rate, fft = m.get("sample_rate_hz"), spec.get("fft_size")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not np.isfinite(rate) or rate <= 0:
+            raise BaselineError(f"invalid sample_rate_hz {rate!r}")
+        if isinstance(fft, bool) or not isinstance(fft, int) or fft < 16 or fft & (fft - 1):
+            raise BaselineError(f"invalid fft_size {fft!r}")
+        for key in ("k0_eff", "enbw_bins"):
+            v = m.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+                raise BaselineError(f"invalid {key} {v!r}")
+        try:
+            from .dsp.detector import DetectorConfig
+
+            cfg = DetectorConfig.from_dict(det)
+            if not (0 < float(cfg.pfa) < 0.5 and np.isfinite(float(cfg.margin_db)) and all(int(x) >= 1 for x in cfg.scales)):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise BaselineError("invalid detector settings") from None
+        if not self.hops:
+            raise BaselineError("no hops")
+        for h in self.hops:
+            nb = len(h.freq_hz)
+            for name in _FIELDS:
+                a = getattr(h, name)
+                if a.dtype.kind not in "fiu":
+                    raise BaselineError(f"hop {h.center_hz / 1e6:.4f} MHz: {name} is not numeric")
+            if nb == 0 or any(len(getattr(h, n)) != nb for n in ("noise_power", "noise_dof", "mean_power", "duty", "p50_power", "p99_power")):
+                raise BaselineError(f"hop {h.center_hz / 1e6:.4f} MHz: arrays of different lengths")
+            if h.maxhold.ndim != 2 or (h.maxhold.size and h.maxhold.shape[1] != nb) or len(h.maxhold_k) != len(h.maxhold) or len(h.maxhold_n) != len(h.maxhold):
+                raise BaselineError(f"hop {h.center_hz / 1e6:.4f} MHz: max-hold of the wrong shape")
+            if not (np.all(np.isfinite(h.noise_power)) and np.all(h.noise_power > 0) and np.all(np.isfinite(h.freq_hz))
+                    and np.all(np.isfinite(h.maxhold)) and not np.any(np.isnan(h.noise_dof))):
+                raise BaselineError(f"hop {h.center_hz / 1e6:.4f} MHz: noise floor or max-hold is not finite and positive")
 
     @staticmethod
     def is_baseline_file(path: str | Path) -> bool:
@@ -158,5 +196,26 @@ def plot_baseline(baseline: Baseline, out_png: str | Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    out_png.write_bytes(buf.getvalue())
+    write_atomically(out_png, buf.getvalue())
     return out_png
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place; on any failure
+    (a full or read-only disk) nothing is left behind and the error names ``path``."""
+    if not path.parent.is_dir():
+        raise BaselineError(f"cannot write {path}: no such directory {path.parent}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            what = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc)).lower()
+            raise BaselineError(f"cannot write {path}: {what}; nothing partial was kept") from None
+        raise

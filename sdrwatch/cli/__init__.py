@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import signal
 import sys
 
 import click
@@ -35,6 +36,12 @@ warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"sdrwatch\.")
 
 EXIT_BAD_INPUT = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_USAGE = 2  # a bad option or argument, as click reports it
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends a command like Ctrl-C: writers clean up their partial files on the way out."""
+    raise KeyboardInterrupt
 
 
 class LazyGroup(click.Group):
@@ -56,6 +63,31 @@ class LazyGroup(click.Group):
             raise
         return getattr(module, attr)
 
+    def main(self, *args, **kwargs):  # noqa: D401 - click API
+        """Usage errors (a bad option value, a missing argument) are one ``error:`` line too, exit 2."""
+        kwargs.setdefault("standalone_mode", True)
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread (an embedding program's worker): leave signals alone
+            pass
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        except click.UsageError as exc:
+            hint = f" (see 'sdrwatch {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in exc.ctx.command_path else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.exceptions.Abort:
+            click.echo("error: interrupted; nothing partial was kept", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
         try:
             return super().invoke(ctx)
@@ -69,9 +101,9 @@ class LazyGroup(click.Group):
                 fail(f"disk full while writing {exc.filename or 'output'}: nothing partial was kept")
             if exc.errno == errno.EPIPE:
                 sys.exit(0)
-            if exc.errno in (errno.ENOENT, errno.EACCES, errno.EISDIR):
-                fail(f"{exc.strerror}: {exc.filename}")
-            raise
+            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else f"{exc.strerror or exc}")
+        except UnicodeDecodeError as exc:
+            fail(f"input is not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
 def fail(message: str) -> None:
@@ -87,7 +119,7 @@ def main() -> None:
 
     \b
     Examples:
-      sdrwatch demo                                   # simulated site, collector, alerts
+      sdrwatch demo                                   # replay and score the shipped recordings
       sdrwatch replay recordings/fm-voice-appears     # emissions in a recording
       sdrwatch replay REC --baseline BASE --format jsonl
     """

@@ -66,8 +66,8 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
     """
     centers = [parse_hz(f, what="frequency") for f in freqs]
     rate_hz = parse_hz(rate, what="sample rate")
-    if not duration > 0:
-        raise PlanError(f"invalid duration {duration!r}: must be positive seconds")
+    if not 0 < duration < 1e7:  # also refuses nan and inf
+        raise PlanError(f"invalid duration {duration!r}: must be positive seconds (less than 1e7)")
     gain_db = _parse_gain(gain)
     per_capture = int(round(duration * rate_hz))
     if per_capture <= 0:

@@ -107,6 +107,12 @@ def quantize_cu8(iq: np.ndarray) -> None:
     v *= np.float32(scale)
 
 
+#: emitters stronger than this are not radio at a receiver but a broken scene (0 dBFS is full scale)
+MAX_EMITTER_DBFS = 60.0
+#: deviations, bit rates and bandwidths above this are no emitter a dongle could see
+MAX_EMITTER_HZ = 10e6
+
+
 class _Fields:
     """Typed access to one TOML table with one-line errors naming the file and the field."""
 
@@ -226,6 +232,8 @@ class Scene:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise SourceError(f"cannot read scene {p}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SourceError(f"{p}: not a scene (not UTF-8 text)") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -312,6 +320,9 @@ class Scene:
         for key in ("deviation_hz", "bit_rate_bps", "chirp_bw_hz", "channel_hz", "bt", "short_us", "long_us"):
             if specific.get(key) is not None and specific[key] <= 0:
                 raise SourceError(f"{where}: field {key!r} must be > 0")
+        for key in ("deviation_hz", "bit_rate_bps", "chirp_bw_hz", "channel_hz"):
+            if specific.get(key) is not None and specific[key] > MAX_EMITTER_HZ:
+                raise SourceError(f"{where}: field {key!r} must be at most {MAX_EMITTER_HZ:g}")
         if f.has("power_dbfs") == f.has("snr_db"):
             raise SourceError(f"{where}: give exactly one of 'power_dbfs' and 'snr_db'")
         common = dict(
@@ -340,6 +351,10 @@ class Scene:
         else:
             n0 = 10.0 * math.log10(10 ** (noise / 10) + 10 ** (floor / 10))
             emitter.power_dbfs = f.get("snr_db", float) + n0 + 10.0 * math.log10(emitter.bandwidth_hz)
+        if not -300.0 <= emitter.power_dbfs <= MAX_EMITTER_DBFS:
+            raise SourceError(f"{where}: level {emitter.power_dbfs:.1f} dBFS is out of range (-300 to {MAX_EMITTER_DBFS:g} dBFS)")
+        if not emitter.freq_hz > 0:
+            raise SourceError(f"{where}: field 'freq_hz' must be > 0")
         return emitter
 
     # ------------------------------------------------------------------ levels
