@@ -7,6 +7,7 @@ Threats are annotations with ``sdrwatch:threat`` true; when no annotation carrie
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,9 @@ def emissions_from_jsonl(path: str | Path) -> list[dict]:
             raise SdrwatchError(f"{p}:{n}: not a JSON line") from None
         if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
             raise SdrwatchError(f"{p}:{n}: not an sdrwatch emission (needs {', '.join(REQUIRED_KEYS)})")
-        bad = [k for k in NUMERIC_KEYS if isinstance(rec[k], bool) or not isinstance(rec[k], (int, float))]
+        bad = [k for k in NUMERIC_KEYS if isinstance(rec[k], bool) or not isinstance(rec[k], (int, float)) or not math.isfinite(rec[k])]
         if bad:
-            raise SdrwatchError(f"{p}:{n}: {', '.join(bad)} must be numbers")
+            raise SdrwatchError(f"{p}:{n}: {', '.join(bad)} must be finite numbers")
         out.append(rec)
     return out
 

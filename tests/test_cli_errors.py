@@ -78,3 +78,26 @@ def test_a_terminated_recording_leaves_nothing(tmp_path):
     assert proc.returncode == 130
     assert err.strip().splitlines() == ["error: interrupted; nothing partial was kept"]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["replay", str(REC / "gfsk-bursts"), "--fft-size", "0"],
+    ["replay", str(REC / "gfsk-bursts"), "--margin-db", "nan"],
+    ["evaluate", str(REC / "gfsk-bursts"), "--emissions", "e.jsonl", "--baseline", str(REC / "gfsk-bursts-baseline")],
+    ["record", "sim:demo", "--freq", "169M", "--rate", "250k", "--duration", "0.1", "-o", ""],
+])
+def test_bad_values_are_refused(tmp_path, args):
+    (tmp_path / "e.jsonl").write_text("")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        one_line(CliRunner().invoke(main, args))
+    finally:
+        os.chdir(cwd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.jsonl"]
+
+
+def test_a_recording_shorter_than_one_fft_is_refused(tmp_path):
+    raw = tmp_path / "tiny_433.92M_250k.cu8"
+    raw.write_bytes(b"\x80" * 8)
+    one_line(CliRunner().invoke(main, ["replay", str(raw)]))

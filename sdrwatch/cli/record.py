@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from pathlib import Path
+
 import click
 
 from ..errors import PlanError, SourceError
@@ -66,6 +68,8 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
     """
     centers = [parse_hz(f, what="frequency") for f in freqs]
     rate_hz = parse_hz(rate, what="sample rate")
+    if not Path(output).name.strip(". "):
+        raise PlanError(f"-o {output!r}: give a file stem, e.g. -o site-433")
     if not 0 < duration < 1e7:  # also refuses nan and inf
         raise PlanError(f"invalid duration {duration!r}: must be positive seconds (less than 1e7)")
     gain_db = _parse_gain(gain)

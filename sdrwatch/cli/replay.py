@@ -33,7 +33,7 @@ def _open(path: str, rate: str | None, freq: str | None, sample_format: str | No
 
     return open_recording(
         path,
-        sample_rate_hz=parse_hz(rate) if rate else None,
+        sample_rate_hz=parse_hz(rate, what="sample rate") if rate else None,
         center_hz=parse_hz(freq) if freq else None,
         fmt=sample_format,
     )
@@ -45,7 +45,7 @@ def _settings(fft_size=None, pfa=None, margin_db=None):
     from ..replay import Settings
 
     s = Settings()
-    if fft_size:
+    if fft_size is not None:
         if fft_size < 16 or fft_size & (fft_size - 1):
             raise SdrwatchError(f"--fft-size {fft_size}: use a power of two of at least 16")
         s = replace(s, spectrum=replace(s.spectrum, fft_size=fft_size))
@@ -54,6 +54,8 @@ def _settings(fft_size=None, pfa=None, margin_db=None):
             raise SdrwatchError(f"--pfa {pfa}: must be between 0 and 0.5")
         s = replace(s, detector=replace(s.detector, pfa=pfa))
     if margin_db is not None:
+        if not 0 <= margin_db < 100:  # also refuses nan and inf
+            raise SdrwatchError(f"--margin-db {margin_db}: must be between 0 and 100 dB")
         s = replace(s, detector=replace(s.detector, margin_db=margin_db))
     return s
 
@@ -93,6 +95,13 @@ def _print_table(emissions, title: str) -> None:
     stdout_console().print(table)
 
 
+def _check_long_enough(rec, settings) -> None:
+    """A recording shorter than one FFT has nothing to analyse: say so rather than report nothing."""
+    fft = settings.resolved(rec).spectrum.fft_size
+    if rec.num_samples < fft:
+        raise SdrwatchError(f"{rec.path}: {rec.num_samples} samples is shorter than one {fft}-point FFT; nothing to analyse")
+
+
 def _reference(path: str, settings):
     """--baseline: a baseline file, or a recording to learn one from (with a progress bar)."""
     from ..baseline import Baseline
@@ -126,6 +135,7 @@ def replay(recording, baseline_path, out_format, rate, freq, sample_format, fft_
 
     settings = _settings(fft_size, pfa, margin_db)
     rec = _open(recording, rate, freq, sample_format)
+    _check_long_enough(rec, settings)
     base = None
     if baseline_path:
         base = _reference(baseline_path, settings)
@@ -215,6 +225,8 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
     from ..replay import detect
 
     rec = _open(recording, None, None, None)
+    if emissions_path and baseline_path:
+        raise SdrwatchError("give --emissions (score a replay you ran) or --baseline (replay now), not both")
     if not rec.annotations:
         raise SdrwatchError(f"{recording}: has no annotations to score against")
     if emissions_path:

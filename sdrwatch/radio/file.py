@@ -378,14 +378,15 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-#: sample rates sdrwatch accepts: above 0 and at most 1 GS/s (an RTL-SDR does at most 3.2 MS/s)
+#: sample rates sdrwatch accepts: 1 kS/s to 1 GS/s (an RTL-SDR does 225 kS/s to 3.2 MS/s)
+MIN_SAMPLE_RATE_HZ = 1e3
 MAX_SAMPLE_RATE_HZ = 1e9
 
 
 def _check_rate(rate: Any, where: str) -> float:
     r = _number(rate)
-    if r is None or not 0 < r <= MAX_SAMPLE_RATE_HZ:
-        raise RecordingError(f"{where}: invalid sample rate {rate!r} (expected 0 < rate <= {MAX_SAMPLE_RATE_HZ:g} S/s)")
+    if r is None or not MIN_SAMPLE_RATE_HZ <= r <= MAX_SAMPLE_RATE_HZ:
+        raise RecordingError(f"{where}: invalid sample rate {rate!r} (expected {MIN_SAMPLE_RATE_HZ:g} to {MAX_SAMPLE_RATE_HZ:g} S/s)")
     return r
 
 
