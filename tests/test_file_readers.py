@@ -616,3 +616,29 @@ def test_file_source_sweep(tmp_path):
 def test_everything_is_sdrwatch_error():
     assert issubclass(RecordingError, SdrwatchError) and issubclass(SourceError, SdrwatchError)
     assert issubclass(PlanError, SdrwatchError)
+
+
+@pytest.mark.parametrize("bad", [
+    {"core:sample_count": -5},
+    {"core:freq_lower_edge": "low"},
+    {"core:freq_lower_edge": 2e6, "core:freq_upper_edge": 1e6},
+    {"sdrwatch:threat": "yes"},
+    {"core:sample_start": 10**12},
+])
+def test_malformed_annotations_are_refused_in_one_line(tmp_path, bad):
+    import json as _json
+
+    from sdrwatch.errors import RecordingError
+    from sdrwatch.radio.file import SigMFWriter, open_recording
+
+    with SigMFWriter(tmp_path / "a", fmt="cu8", sample_rate_hz=250e3) as w:
+        w.start_capture(169e6)
+        w.write(np.zeros(1000, np.complex64))
+        w.annotate(10, 100, freq_lower_hz=168.9e6, freq_upper_hz=169.1e6, label="x")
+    meta = tmp_path / "a.sigmf-meta"
+    m = _json.loads(meta.read_text())
+    m["annotations"][0].update(bad)
+    meta.write_text(_json.dumps(m))
+    with pytest.raises(RecordingError) as err:
+        open_recording(tmp_path / "a")
+    assert "\n" not in str(err.value) and "annotation 0" in str(err.value)

@@ -594,12 +594,27 @@ def _open_sigmf(meta_path: Path, data_path: Path, sample_rate_hz, center_hz, fmt
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
             raise RecordingError(f"{meta_path}: annotation {i} has an invalid core:sample_start {start!r}")
         count = a.get("core:sample_count")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+            raise RecordingError(f"{meta_path}: annotation {i} has an invalid core:sample_count {count!r}")
+        edges = {}
+        for key in ("core:freq_lower_edge", "core:freq_upper_edge"):
+            edges[key] = _number(a.get(key))
+            if a.get(key) is not None and edges[key] is None:
+                raise RecordingError(f"{meta_path}: annotation {i} has an invalid {key} {a.get(key)!r}")
+        lo_e, hi_e = edges["core:freq_lower_edge"], edges["core:freq_upper_edge"]
+        if lo_e is not None and hi_e is not None and lo_e > hi_e:
+            raise RecordingError(f"{meta_path}: annotation {i} has core:freq_lower_edge above core:freq_upper_edge")
+        if start >= num:
+            raise RecordingError(f"{meta_path}: annotation {i} starts at sample {start}, after the data ends ({num} samples)")
+        threat = a.get(f"{EXTENSION}:threat")
+        if threat is not None and not isinstance(threat, bool):
+            raise RecordingError(f"{meta_path}: annotation {i}: {EXTENSION}:threat must be true or false, not {threat!r}")
         label, comment = a.get("core:label"), a.get("core:comment")
         annotations.append(Annotation(
             sample_start=start,
-            sample_count=int(count) if isinstance(count, int) and not isinstance(count, bool) else None,
-            freq_lower_hz=_number(a.get("core:freq_lower_edge")),
-            freq_upper_hz=_number(a.get("core:freq_upper_edge")),
+            sample_count=count,
+            freq_lower_hz=edges["core:freq_lower_edge"],
+            freq_upper_hz=edges["core:freq_upper_edge"],
             label=label if isinstance(label, str) else None,
             comment=comment if isinstance(comment, str) else None,
             extra={k: v for k, v in a.items() if k not in _ANNOTATION_CORE}))
