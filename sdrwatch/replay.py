@@ -137,11 +137,12 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
     frame_span = (eng.k - 1) * eng.hop + eng.n  # samples covered by one frame
     scales_s = [m * eng.frame_samples / fs for m in settings.detector.scales]
     tracker = Tracker(max_gap_s=settings.max_gap_s, freq_tol_hz=settings.detector.slop_bins * fs / settings.spectrum.fft_size)
+    half_hz = 0.5 * fs * (1.0 - (settings.spectrum.crop or 0.0))
     for cap in rec.captures:  # what was watched when: sweeps are not "off" while on other hops
-        half_hz = 0.5 * fs * (1.0 - (settings.spectrum.crop or 0.0))
         tracker.observe(cap.sample_start / fs, (cap.sample_start + cap.sample_count) / fs, cap.center_hz - half_hz, cap.center_hz + half_hz)
-    detectors: dict[int, tuple[HopDetector, ScaleWindows, HopFrames | None]] = {}
+    detectors: dict[int, tuple[HopDetector, ScaleWindows]] = {}  # by capture
     bin_hz = fs / settings.spectrum.fft_size
+    bin_rho = bin_correlations(eng.window)  # the same window for every hop
 
     def handle(windows, hf: HopFrames, det: HopDetector) -> None:
         for si, starts, m, means in windows:
@@ -173,7 +174,7 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
                 f"baseline hop at {hf.center_hz / 1e6:.4f} MHz has {len(hop.freq_hz)} bins but the recording gives {len(hf.freq_hz)} (different crop)"
             )
         ref = hop.noise_only_reference() if mode_noise else hop.reference()
-        det = HopDetector(ref, eng.k_eff, eng.enbw, settings.detector, bin_hz=bin_hz, bin_rho=bin_correlations(eng.window))
+        det = HopDetector(ref, eng.k_eff, eng.enbw, settings.detector, bin_hz=bin_hz, bin_rho=bin_rho)
         return det, ScaleWindows(settings.detector.scales)
 
     def run(state: tuple, hf: HopFrames) -> None:

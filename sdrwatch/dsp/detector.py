@@ -231,7 +231,6 @@ class Detection:
     hi_bin: int
     center_bin: float
     power_dbfs: float
-    peak_bin_dbfs: float
     snr_db: float
     margin_db: float  # how far the strongest bin stands over its upper threshold
     changed: bool  # True: stands above what the baseline showed there; False: new where it was quiet
@@ -387,7 +386,6 @@ class HopDetector:
         hi99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.995 * tot, side="left")
         obw = np.maximum((hi99 - lo99 + 1) - (self.enbw - 1.0), 1.0)
         bounds = np.stack([rs, re], axis=1).ravel()
-        peak = np.maximum.reduceat(pw, bounds)[::2]
         ratio = np.maximum.reduceat(pw / np.maximum(padded(np.broadcast_to(th.upper, (nw, nb))), 1e-300), bounds)[::2]
         occupied = run_sums(padded(np.broadcast_to(th.core, (nw, nb))))
         row_of, first = np.divmod(rs, width)
@@ -399,7 +397,6 @@ class HopDetector:
                 hi_bin=lo + int(re[i] - rs[i]) - 1,
                 center_bin=float(center[i]),
                 power_dbfs=float(10 * np.log10(tot[i] / self.enbw)),
-                peak_bin_dbfs=float(10 * np.log10(peak[i])),
                 snr_db=float(10 * np.log10(tot[i] / max(noise_tot[i], 1e-30))),
                 margin_db=float(10 * np.log10(ratio[i])),
                 changed=bool(occupied[i] > 0),
@@ -475,7 +472,6 @@ class HopDetector:
             hi_bin=min(hi, len(power) - 1),
             center_bin=center,
             power_dbfs=float(10 * np.log10(tot / self.enbw)),
-            peak_bin_dbfs=float(10 * np.log10(p.max())),
             snr_db=float(10 * np.log10(tot / max(float(n.sum()), 1e-30))),
             margin_db=float(10 * np.log10(over)),
             changed=changed,
