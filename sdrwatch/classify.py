@@ -7,7 +7,6 @@ is "new" (1.0), "changed" (0.8) or "emission" (no baseline: 0.6); an unknown emi
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,10 +25,9 @@ CONTINUOUS_MIN_S = 1.0  # on for at least this long in one piece: continuous (vo
 
 
 def profiles_dir() -> Path:
-    env = os.environ.get("SDRWATCH_PROFILES")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "firmware_profiles"
+    from .resources import profiles_dir as _profiles_dir
+
+    return _profiles_dir()
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,9 @@ def load_threats(directory: str | None = None) -> tuple[ThreatProfile, ...]:
             )
         except (KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
             raise SdrwatchError(f"{path}: bad threat profile ({type(exc).__name__}: {exc})") from None
+    if not out:
+        raise SdrwatchError(f"no threat profiles in {d}: every emission would be 'unknown' (set SDRWATCH_PROFILES "
+                            "to a firmware_profiles folder with threats/*.toml, or reinstall sdrwatch)")
     return tuple(out)
 
 

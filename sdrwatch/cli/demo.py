@@ -16,7 +16,9 @@ DEMO_CASES = (
 
 
 def recordings_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "recordings"
+    from ..resources import recordings_dir as _recordings_dir
+
+    return _recordings_dir()
 
 
 @click.command()

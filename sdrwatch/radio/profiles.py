@@ -2,7 +2,7 @@
 
 One TOML file per tuner lives in ``firmware_profiles/receivers/`` (``r820t.toml``, ``r828d.toml``, ``e4000.toml``,
 ``fc0012.toml``, ``fc0013.toml``, ``fc2580.toml``); each file's header comment names the source of its numbers.
-The directory is ``<repo>/firmware_profiles`` next to the ``sdrwatch`` package; the environment variable
+The directory is :func:`sdrwatch.resources.profiles_dir` (package data, in a wheel too); the environment variable
 ``SDRWATCH_PROFILES`` points somewhere else (the directory that holds ``receivers/``).
 
 Usage::
@@ -15,7 +15,6 @@ Usage::
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,12 +40,9 @@ _REQUIRED = (
 
 def profiles_dir() -> Path:
     """Directory holding ``receivers/*.toml`` (``$SDRWATCH_PROFILES`` or ``<repo>/firmware_profiles``)."""
-    env = os.environ.get(PROFILES_ENV)
-    if env:
-        return Path(env)
-    import sdrwatch
+    from ..resources import profiles_dir as _profiles_dir
 
-    return Path(sdrwatch.__file__).resolve().parent.parent / "firmware_profiles"
+    return _profiles_dir()
 
 
 def _mhz(hz: float) -> str:

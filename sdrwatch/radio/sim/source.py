@@ -23,9 +23,9 @@ from .scene import Scene
 
 
 def _repo_scene_dir() -> Path:
-    import sdrwatch
+    from ...resources import scenes_dir
 
-    return Path(sdrwatch.__file__).resolve().parent.parent / "recordings" / "scenes"
+    return scenes_dir()
 
 
 def resolve_scene_path(spec: str) -> Path:
