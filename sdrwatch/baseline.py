@@ -160,44 +160,11 @@ def now_iso() -> str:
 
 
 def plot_baseline(baseline: Baseline, out_png: str | Path) -> Path:
-    """A PNG of the baseline over the stitched frequency axis: noise floor, median, p99, max-hold, duty."""
-    import matplotlib
+    """A PNG of the baseline, one panel per band with unwatched spectrum left blank (see
+    :func:`sdrwatch.views.plots.plot_baseline`)."""
+    from .views.plots import plot_baseline as plot_bands  # imported on use: views sit above this layer
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .dsp.spectrum import stitch
-
-    hops = sorted(baseline.hops, key=lambda h: h.center_hz)
-    f, noise = stitch([h.freq_hz for h in hops], [h.noise_power for h in hops])
-    _, p50 = stitch([h.freq_hz for h in hops], [h.p50_power for h in hops])
-    _, p99 = stitch([h.freq_hz for h in hops], [h.p99_power for h in hops])
-    _, hold = stitch([h.freq_hz for h in hops], [h.maxhold[0] if len(h.maxhold) else h.p99_power for h in hops])
-    _, duty = stitch([h.freq_hz for h in hops], [h.duty for h in hops])
-    db = lambda p: 10 * np.log10(np.maximum(p, 1e-20))  # noqa: E731
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    fm = f / 1e6
-    ax.plot(fm, db(hold), lw=0.6, color="tab:red", label="max-hold (shortest window)")
-    ax.plot(fm, db(p99), lw=0.6, color="tab:orange", label="99th percentile")
-    ax.plot(fm, db(p50), lw=0.6, color="tab:blue", label="median")
-    ax.plot(fm, db(noise), lw=1.0, color="black", label="noise floor")
-    ax.set_ylabel("power per bin (dBFS)")
-    src = baseline.meta.get("source", "")
-    ax.set_title(f"sdrwatch baseline {Path(str(src)).name}  ({len(hops)} hop{'s' if len(hops) != 1 else ''})")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.grid(alpha=0.3)
-    ax2.fill_between(fm, 100 * duty, step="mid", color="tab:green")
-    ax2.set_ylabel("duty %")
-    ax2.set_xlabel("frequency (MHz)")
-    ax2.set_ylim(0, 100)
-    ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_atomically(out_png, buf.getvalue())
-    return out_png
+    return plot_bands(baseline, out_png).path
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -26,6 +26,7 @@ COMMANDS = {
     "devices": "sdrwatch.cli.devices:devices",
     "simulate": "sdrwatch.cli.simulate:simulate",
     "demo": "sdrwatch.cli.demo:demo",
+    "plot": "sdrwatch.cli.plot:plot",
 }
 
 import warnings  # noqa: E402
