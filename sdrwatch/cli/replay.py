@@ -112,43 +112,141 @@ def _reference(path: str, settings):
         return load_reference(path, settings, cb)
 
 
+RECEIVER_SCHEMES = ("sim", "rtl_tcp", "rtlsdr")
+
+
+def _is_receiver(target: str) -> bool:
+    from ..radio.base import scheme_of
+
+    return scheme_of(target) in RECEIVER_SCHEMES
+
+
+def _receiver_blocks(src, duration_s: float | None, block_samples: int):
+    """Blocks from a live source until ``duration_s`` of samples (forever when None)."""
+    total = None if duration_s is None else int(round(duration_s * src.sample_rate_hz))
+    got = 0
+    while total is None or got < total:
+        block = src.read(block_samples if total is None else min(block_samples, total - got))
+        got += len(block.iq)
+        yield block
+
+
+def _write_line(out, record: dict) -> None:
+    out.write(json.dumps(record) + "\n")
+    out.flush()
+
+
 @click.command()
-@click.argument("recording")
+@click.argument("recording", metavar="RECORDING|RECEIVER")
 @click.option("--baseline", "baseline_path", metavar="FILE|RECORDING", help="A baseline file (.npz) or a recording to learn one from.")
-@click.option("--format", "out_format", type=FORMATS, default="table", show_default=True, help="table for people, jsonl for tools (one emission per line).")
+@click.option("--format", "out_format", type=FORMATS, default="table", show_default=True, help="table for people, jsonl for tools (one emission per line, printed as each one ends).")
+@click.option("--duration", "duration_s", type=float, default=None, metavar="S", help="Receiver: seconds of samples to watch (default: until Ctrl-C).")
 @recording_options
 @detector_options
-def replay(recording, baseline_path, out_format, rate, freq, sample_format, fft_size, pfa, margin_db):
-    """List the emissions in a recording, against a baseline or the noise floor.
+def replay(recording, baseline_path, out_format, duration_s, rate, freq, sample_format, fft_size, pfa, margin_db):
+    """List the emissions in a recording or from a receiver, against a baseline or the noise floor.
 
     RECORDING is a SigMF recording (stem, .sigmf-meta or .sigmf-data) or a raw file named the
-    rtl_433 way (NAME_433.92M_250k.cu8). Without --baseline every emission above the noise floor is
-    reported; with it, only what is new or stands well above what the baseline showed.
+    rtl_433 way (NAME_433.92M_250k.cu8). RECEIVER is a receiver URI (sim:SCENE, rtl_tcp://HOST:PORT,
+    rtlsdr://N), watched at --freq (default: the receiver's) and --rate (default 2.4M, or the
+    baseline's) for --duration seconds. Without --baseline every emission above the noise floor is
+    reported; with it, only what is new or stands well above what the baseline showed. JSON lines are
+    printed as emissions end, so Ctrl-C keeps what was found (emissions still on are closed and
+    printed as open_ended) and `| head` works.
 
     \b
     Examples:
       sdrwatch replay recordings/fm-voice-appears
       sdrwatch replay recordings/weak-fm-ladder --baseline recordings/weak-fm-ladder-baseline
       sdrwatch replay capture_433.92M_250k.cu8 --format jsonl
+      sdrwatch replay sim:recordings/scenes/demo.toml --duration 30 --format jsonl
     """
-    from ..replay import detect
+    import math
+
+    from ..replay import BLOCK_SAMPLES, make_chain
 
     settings = _settings(fft_size, pfa, margin_db)
-    rec = _open(recording, rate, freq, sample_format)
-    _check_long_enough(rec, settings)
-    base = None
-    if baseline_path:
-        base = _reference(baseline_path, settings)
-    with progress_bar(f"replaying {Path(recording).name}", rec.num_samples) as cb:
-        emissions = detect(rec, base, settings, cb)
-    if out_format == "jsonl":
-        out = sys.stdout
-        for e in emissions:
-            out.write(json.dumps(e.as_record()) + "\n")
-        out.flush()
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise SdrwatchError(f"--duration {duration_s}: must be a positive number of seconds")
+    live = _is_receiver(recording)
+    if not live and duration_s is not None:
+        raise SdrwatchError("--duration is for a receiver (sim:SCENE, rtl_tcp://HOST:PORT, rtlsdr://N); a recording is replayed whole")
+    if not live:
+        rec = _open(recording, rate, freq, sample_format)
+        _check_long_enough(rec, settings)
+    base = _reference(baseline_path, settings) if baseline_path else None
+    if live:
+        from ..radio.base import open_source
+        from ..radio.file import parse_hz
+
+        rate_hz = parse_hz(rate, what="sample rate") if rate else (base.meta["sample_rate_hz"] if base else 2.4e6)
+        options = {"sample_rate_hz": rate_hz}
+        if freq:
+            options["center_hz"] = parse_hz(freq)
+        src = open_source(recording, **options)
+        rate_hz = src.sample_rate_hz
+        if base is None:
+            settings = settings.resolved_for(rate_hz, [src.center_hz])
+        blocks = _receiver_blocks(src, duration_s, BLOCK_SAMPLES)
+        total = int(round(duration_s * rate_hz)) if duration_s else 0
+        label = f"watching {recording}"
     else:
+        src, rate_hz = None, rec.sample_rate_hz
+        if base is None:
+            settings = settings.resolved(rec)
+        blocks = rec.iter_blocks(BLOCK_SAMPLES)
+        total = rec.num_samples
+        label = f"replaying {Path(recording).name}"
+    chain = make_chain(rate_hz, base, settings)
+    found = []
+    seen_samples = 0
+
+    def take(events) -> None:
+        for ev in events:
+            if ev.event == "close" and ev.merged_into is None:
+                found.append(ev.emission)
+                if out_format == "jsonl":
+                    _write_line(sys.stdout, ev.emission.as_record())
+
+    interrupted = False
+    try:
+        with progress_bar(label, total) as cb:
+            for block in blocks:
+                take(chain.push(block))
+                seen_samples += len(block.iq)
+                if cb:
+                    cb(len(block.iq))
+    except KeyboardInterrupt:
+        interrupted = True
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(0)
+    finally:
+        if src is not None:
+            src.close()
+    try:
+        take(chain.close_all())
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(0)
+    if out_format == "table":
+        found.sort(key=lambda e: (e.start_s, e.center_hz))
         mode = f"against baseline {baseline_path}" if baseline_path else "against the noise floor"
-        _print_table(emissions, f"{len(emissions)} emission(s) in {recording} ({rec.duration_s:.2f} s, {mode})")
+        _print_table(found, f"{len(found)} emission(s) in {recording} ({seen_samples / rate_hz:.2f} s, {mode})")
+    if interrupted:
+        click.echo(f"error: interrupted after {seen_samples / rate_hz:.2f} s; the {len(found)} emission(s) found so far were printed", err=True)
+        sys.exit(130)
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (`| head`): send what is still buffered nowhere, quietly."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @click.group()

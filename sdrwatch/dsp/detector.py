@@ -239,6 +239,43 @@ class Detection:
 
 
 @dataclass
+class DetectionBatch:
+    """Detections of several windows as arrays (one entry per detection): ``window`` is the index of
+    the window it was found in, the rest as in :class:`Detection`."""
+
+    window: np.ndarray
+    lo_bin: np.ndarray
+    hi_bin: np.ndarray
+    center_bin: np.ndarray
+    power_dbfs: np.ndarray
+    snr_db: np.ndarray
+    margin_db: np.ndarray
+    changed: np.ndarray
+    channel_bins: np.ndarray
+    obw_bins: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+    @classmethod
+    def from_lists(cls, per_window: list[list[Detection]]) -> "DetectionBatch":
+        rows = [(w, d) for w, ds in enumerate(per_window) for d in ds]
+        col = lambda f, dt: np.fromiter((f(w, d) for w, d in rows), dt, len(rows))  # noqa: E731
+        return cls(
+            window=col(lambda w, d: w, np.int64),
+            lo_bin=col(lambda w, d: d.lo_bin, np.int64),
+            hi_bin=col(lambda w, d: d.hi_bin, np.int64),
+            center_bin=col(lambda w, d: d.center_bin, float),
+            power_dbfs=col(lambda w, d: d.power_dbfs, float),
+            snr_db=col(lambda w, d: d.snr_db, float),
+            margin_db=col(lambda w, d: d.margin_db, float),
+            changed=col(lambda w, d: d.changed, bool),
+            channel_bins=col(lambda w, d: d.channel_bins, np.int64),
+            obw_bins=col(lambda w, d: d.obw_bins, float),
+        )
+
+
+@dataclass
 class _ScaleThresholds:
     upper: np.ndarray
     lower: np.ndarray
@@ -316,6 +353,10 @@ class HopDetector:
     def detect(self, power: np.ndarray, scale_index: int, n_frames: int) -> list[Detection]:
         """Emissions in one window's mean power (bins,), per formulas 4-9."""
         return self.detect_many(power[None, :], scale_index, n_frames)[0]
+
+    def detect_batch(self, means: np.ndarray, scale_index: int, n_frames: int) -> DetectionBatch:
+        """As :meth:`detect_many`, as arrays."""
+        return DetectionBatch.from_lists(self.detect_many(means, scale_index, n_frames))
 
     def detect_many(self, means: np.ndarray, scale_index: int, n_frames: int) -> list[list[Detection]]:
         """Emissions in each of several windows' mean power (windows, bins), per formulas 4-9.

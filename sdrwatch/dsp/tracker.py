@@ -1,9 +1,12 @@
-"""Emission tracking: join per-window detections (any scale, any hop) into one record per emission.
+"""Emission tracking: join per-window detections (any scale, any hop) into one record per emission, streaming.
 
 Matching: a detection joins a track when their centres are closer than half the sum of their
 occupied bandwidths plus ``freq_tol_hz`` (about the ppm slop), and it starts no later than
 ``max_gap_s`` after the track was last seen. Centre and bandwidth, not the runs' full extents, so
-two transmitters 25 kHz apart stay two even when their skirts touch.
+two transmitters 25 kHz apart stay two even when their skirts touch. When several tracks match, the
+oldest wins. Open tracks are indexed by centre frequency (a sorted array searched with
+``searchsorted``), and a batch of detections (one scale's windows of one block) is matched at once,
+so the cost per detection does not depend on how many tracks are open.
 
 The reported bandwidth is the median of the occupied bandwidths of the detections at the scale that
 times the emission (below); matching uses the largest seen, to be generous.
@@ -12,15 +15,27 @@ Timing: time extent, duty cycle and burst count come from the finest integration
 emission *solidly* (median margin over its threshold of at least ``SOLID_MARGIN_DB``, counting only
 detections within ``FRAGMENT_DB`` of the track's peak): a long window smears a 15 ms burst over
 0.5 s, while short windows catch a weak continuous carrier only now and then, which must not be
-mistaken for bursts. Bursts are on-intervals separated by more than two windows of that scale (one or two missed windows are
-misses, not pauses) *while
-the frequency was watched*: in a sweep, the time spent on other hops is not "off", and the duty is
-the on-time over the watched time (``observe`` tells the tracker what was watched when). An
-emission that touches the start or end of what was watched is ``open_ended``: it may be longer.
-At the end, tracks that match as above and come within ``max_gap_s`` of each other are joined.
+mistaken for bursts. Bursts are on-intervals separated by more than two windows of that scale (one
+or two missed windows are misses, not pauses) *while the frequency was watched*: in a sweep, the
+time spent on other hops is not "off", and the duty is the on-time over the watched time
+(``observe`` tells the tracker what was watched when). An emission that touches the start or end of
+what was watched is ``open_ended``: it may be longer.
+
+Closing: ``expire(horizon_s)`` closes the tracks no future detection can join (every detection still
+to come starts at or after ``horizon_s``, and a track last seen more than ``max_gap_s`` before it is
+out of reach). Tracks that match as above and come within ``max_gap_s`` of each other are joined
+before they close (a long window's detection can open a track before a short one's arrives); a
+closed track's state is released.
+
+Memory per track is bounded: each scale keeps its last ``HIT_CAP`` detections in full; older ones are
+summarised as merged on-intervals (a gap of up to two windows is merged exactly as the final timing
+would merge it) and a decimated sample of (power, margin, bandwidth) for the medians. Intervals of a
+scale beyond ``INTERVAL_CAP`` are coarsened by merging the shortest gaps. For the recordings and
+tests here (minutes at most) nothing is summarised and the result is exact.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +45,15 @@ SOLID_MARGIN_DB = 3.0
 FRAGMENT_DB = 20.0
 #: a gap of up to this many windows is a missed detection, not a pause between bursts
 GAP_WINDOWS = 2.01
+#: detections per scale and track kept in full before they are summarised
+HIT_CAP = 4096
+#: summary samples per scale and track (decimated by two when full)
+SAMPLE_CAP = 2048
+#: summarised on-intervals per scale and track before the shortest gaps are merged
+INTERVAL_CAP = 4096
+
+NOVELTY = ("emission", "changed", "new")  # code -> name; a higher code is more novel
+NOVELTY_CODE = {n: i for i, n in enumerate(NOVELTY)}
 
 
 @dataclass
@@ -58,218 +82,482 @@ class Emission:
 
     def _record(self) -> dict:
         return {
-            "center_hz": round(self.center_hz, 1),
-            "bandwidth_hz": round(self.bandwidth_hz, 1),
+            "center_hz": round(float(self.center_hz), 1),
+            "bandwidth_hz": round(float(self.bandwidth_hz), 1),
             "start_s": round(float(self.start_s), 6),
             "end_s": round(float(self.end_s), 6),
             "duration_s": round(float(self.end_s - self.start_s), 6),
-            "peak_dbfs": round(self.peak_dbfs, 2),
-            "snr_db": round(self.snr_db, 2),
+            "peak_dbfs": round(float(self.peak_dbfs), 2),
+            "snr_db": round(float(self.snr_db), 2),
             "duty": round(float(self.duty), 4),
-            "bursts": self.bursts,
-            "open_ended": self.open_ended,
+            "bursts": int(self.bursts),
+            "open_ended": bool(self.open_ended),
             "novelty": self.novelty,
             "label": self.label,
-            "severity": round(self.severity, 3),
-            "scale_s": self.scale_s,
-            "hop_center_hz": self.hop_center_hz,
+            "severity": round(float(self.severity), 3),
+            "scale_s": float(self.scale_s),
+            "hop_center_hz": float(self.hop_center_hz),
             "reasons": self.reasons,
         }
 
 
-@dataclass
-class _Track:
-    center_hz: float
-    bw_hz: float
-    last_s: float
-    hop_center_hz: float
-    novelty: str
-    approximate: bool = False  # opened by a summed-bin (channel) detection: centre and width are rough
-    # per scale index: detections as (t0_s, t1_s, power_dbfs, margin_db)
-    hits: dict[int, list[tuple[float, float, float, float]]] = field(default_factory=dict)
-    scale_s: dict[int, float] = field(default_factory=dict)
-    snr_db: float = -999.0
-    weight_sum: float = 0.0
-    center_acc: float = 0.0
-    bws: dict[int, list[float]] = field(default_factory=dict)  # per scale: exact detections' bandwidths
+def _merge_sorted(a: np.ndarray, b: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge intervals sorted by start whose gap to the running end is at most ``gap``."""
+    if not len(a):
+        return a, b
+    run_end = np.maximum.accumulate(b)
+    new = np.ones(len(a), dtype=bool)
+    new[1:] = a[1:] > run_end[:-1] + gap
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(a) - 1]
+    return a[first], run_end[last]
 
-    @property
-    def start_s(self) -> float:
-        return min(h[0] for hs in self.hits.values() for h in hs)
 
-    @property
-    def peak_dbfs(self) -> float:
-        return max(h[2] for hs in self.hits.values() for h in hs)
+class _Hits:
+    """Detections of one track at one scale: recent ones in full, older ones summarised."""
 
-    def absorb(self, other: "_Track") -> None:
+    __slots__ = ("chunks", "n", "ivs_strong", "ivs_all", "s_pw", "s_mg", "s_bw")
+
+    def __init__(self):
+        self.chunks: list[tuple[np.ndarray, ...]] = []  # (t0, t1, power, margin, bw or nan)
+        self.n = 0
+        self.ivs_strong = np.zeros((0, 2))
+        self.ivs_all = np.zeros((0, 2))
+        self.s_pw = np.zeros(0)
+        self.s_mg = np.zeros(0)
+        self.s_bw = np.zeros(0)
+
+    def add(self, cols: tuple[np.ndarray, ...]) -> None:
+        self.chunks.append(cols)
+        self.n += len(cols[0])
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        if len(self.chunks) > 1:
+            self.chunks = [tuple(np.concatenate(c) for c in zip(*self.chunks))]
+        if not self.chunks:
+            z = np.zeros(0)
+            return z, z, z, z, z
+        return self.chunks[0]
+
+    def absorb(self, other: "_Hits") -> None:
+        self.chunks.extend(other.chunks)
+        self.n += other.n
+        self.ivs_strong = np.concatenate([self.ivs_strong, other.ivs_strong])
+        self.ivs_all = np.concatenate([self.ivs_all, other.ivs_all])
+        self.s_pw = np.concatenate([self.s_pw, other.s_pw])
+        self.s_mg = np.concatenate([self.s_mg, other.s_mg])
+        self.s_bw = np.concatenate([self.s_bw, other.s_bw])
+
+    def summarise(self, floor_dbfs: float, gap_s: float) -> None:
+        """Fold the recent detections into the summary (module docstring)."""
+        t0, t1, pw, mg, bw = self.arrays()
+        self.chunks, self.n = [], 0
+        order = np.argsort(t0, kind="stable")
+        t0, t1, pw, mg, bw = t0[order], t1[order], pw[order], mg[order], bw[order]
+        strong = pw >= floor_dbfs
+        self.ivs_strong = _cap_intervals(np.concatenate([self.ivs_strong, np.stack(_merge_sorted(t0[strong], t1[strong], gap_s), axis=1)]))
+        self.ivs_all = _cap_intervals(np.concatenate([self.ivs_all, np.stack(_merge_sorted(t0, t1, gap_s), axis=1)]))
+        self.s_pw = np.concatenate([self.s_pw, pw])
+        self.s_mg = np.concatenate([self.s_mg, mg])
+        self.s_bw = np.concatenate([self.s_bw, bw])
+        while len(self.s_pw) > SAMPLE_CAP:
+            self.s_pw, self.s_mg, self.s_bw = self.s_pw[::2], self.s_mg[::2], self.s_bw[::2]
+
+    def held(self) -> int:
+        return self.n + len(self.ivs_strong) + len(self.ivs_all) + len(self.s_pw)
+
+
+def _cap_intervals(ivs: np.ndarray) -> np.ndarray:
+    """At most INTERVAL_CAP intervals: merge across the shortest gaps (a day-long flickering emitter)."""
+    if len(ivs) <= INTERVAL_CAP:
+        return ivs
+    ivs = ivs[np.argsort(ivs[:, 0], kind="stable")]
+    a, b = _merge_sorted(ivs[:, 0], ivs[:, 1], 0.0)
+    while len(a) > INTERVAL_CAP:
+        gaps = a[1:] - b[:-1]
+        cut = np.partition(gaps, len(gaps) - INTERVAL_CAP // 2)[len(gaps) - INTERVAL_CAP // 2]
+        a, b = _merge_sorted(a, b, float(cut))
+    return np.stack([a, b], axis=1)
+
+
+class Track:
+    """One emission being followed. ``track_id`` is unique within its tracker."""
+
+    __slots__ = ("track_id", "center_hz", "bw_hz", "approximate", "last_s", "start_s", "peak_dbfs", "hop_center_hz",
+                 "novelty", "snr_db", "weight_sum", "center_acc", "hits", "solid", "announced", "dirty")
+
+    def __init__(self, track_id: int, center_hz: float, bw_hz: float, approximate: bool, hop_center_hz: float):
+        self.track_id = track_id
+        self.center_hz = float(center_hz)
+        self.bw_hz = float(bw_hz)
+        self.approximate = bool(approximate)  # opened by a summed-bin (channel) detection: centre and width rough
+        self.last_s = -np.inf
+        self.start_s = np.inf
+        self.peak_dbfs = -np.inf
+        self.hop_center_hz = float(hop_center_hz)
+        self.novelty = 0
+        self.snr_db = -999.0
+        self.weight_sum = 0.0
+        self.center_acc = 0.0
+        self.hits: dict[int, _Hits] = {}
+        self.solid = False  # has had a detection solidly over its threshold
+        self.announced = False  # an "open" event went out (the chain sets it)
+        self.dirty = False  # changed since the last event (the chain clears it)
+
+    def absorb(self, other: "Track") -> None:
         if self.approximate and not other.approximate:
             self.center_hz, self.bw_hz, self.approximate = other.center_hz, other.bw_hz, False
         elif not other.approximate:
             self.bw_hz = max(self.bw_hz, other.bw_hz)
         self.last_s = max(self.last_s, other.last_s)
-        for si, hs in other.hits.items():
-            self.hits.setdefault(si, []).extend(hs)
-            self.scale_s[si] = other.scale_s[si]
+        self.start_s = min(self.start_s, other.start_s)
+        self.peak_dbfs = max(self.peak_dbfs, other.peak_dbfs)
+        for si, h in other.hits.items():
+            mine = self.hits.get(si)
+            if mine is None:
+                self.hits[si] = h
+            else:
+                mine.absorb(h)
         self.snr_db = max(self.snr_db, other.snr_db)
-        for si, b in other.bws.items():
-            self.bws.setdefault(si, []).extend(b)
         self.weight_sum += other.weight_sum
         self.center_acc += other.center_acc
-        self.novelty = _more_novel(self.novelty, other.novelty)
+        self.novelty = max(self.novelty, other.novelty)
+        self.solid |= other.solid
+        self.dirty = True
+
+    def held(self) -> int:
+        return 1 + sum(h.held() for h in self.hits.values())
 
 
-def _more_novel(a: str, b: str) -> str:
-    order = {"new": 2, "changed": 1}
-    return a if order.get(a, 0) >= order.get(b, 0) else b
+@dataclass
+class Closed:
+    """A track that left the tracker: its final emission, and the track it was joined into (if any)."""
 
-
-def _merge(intervals: list[tuple[float, float]]) -> list[list[float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(intervals):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
-
-
-def _overlap(a: float, b: float, watched: list[list[float]]) -> float:
-    """Seconds of [a, b] inside the watched intervals."""
-    return sum(max(0.0, min(b, w1) - max(a, w0)) for w0, w1 in watched)
-
-
-def _touches_edge(start: float, end: float, watched: list[list[float]], win: float) -> bool:
-    """True when [start, end] begins or ends within a window of the edge of a watched interval."""
-    for w0, w1 in watched:
-        if w0 - win <= start <= w1 and start - w0 <= win * 1.01:
-            return True
-        if w0 <= end <= w1 + win and w1 - end <= win * 1.01:
-            return True
-    return False
+    track_id: int
+    emission: Emission
+    merged_into: int | None = None
+    announced: bool = True  # an "open" went out for it
 
 
 class Tracker:
-    def __init__(self, max_gap_s: float = 5.0, freq_tol_hz: float = 5e3):
-        self.max_gap_s = max_gap_s
-        self.freq_tol_hz = freq_tol_hz
-        self._open: list[_Track] = []
-        self._done: list[_Track] = []
-        self._watched: list[tuple[float, float, float, float]] = []  # (t0, t1, f_lo, f_hi)
+    """Streaming tracker (module docstring). ``scales_s``: the window length of each scale index."""
 
+    def __init__(self, scales_s: tuple[float, ...] | list[float], max_gap_s: float = 5.0, freq_tol_hz: float = 5e3):
+        self.scales_s = tuple(float(s) for s in scales_s)
+        self.max_gap_s = float(max_gap_s)
+        self.freq_tol_hz = float(freq_tol_hz)
+        self._centers: list[float] = []  # open tracks sorted by centre
+        self._tracks: list[Track] = []  # aligned with _centers
+        self._max_bw = 0.0  # widest open track (bounds the frequency search)
+        self._next_id = 1
+        self._watched: dict[tuple[float, float], list[list[float]]] = {}  # (f_lo, f_hi) -> [[t0, t1], ...]
+        self.newly_solid: list[Track] = []
+
+    # -- what was watched ---------------------------------------------------------------------------
     def observe(self, t0_s: float, t1_s: float, f_lo_hz: float, f_hi_hz: float) -> None:
-        """Say that frequencies f_lo..f_hi were watched from t0 to t1 (a capture, a hop's dwell)."""
-        self._watched.append((t0_s, t1_s, f_lo_hz, f_hi_hz))
+        """Say that frequencies f_lo..f_hi were watched from t0 to t1 (a block, a capture, a dwell)."""
+        ivs = self._watched.setdefault((float(f_lo_hz), float(f_hi_hz)), [])
+        if ivs and t0_s <= ivs[-1][1] + 1e-6 and t0_s >= ivs[-1][0]:
+            ivs[-1][1] = max(ivs[-1][1], t1_s)
+        else:
+            ivs.append([float(t0_s), float(t1_s)])
 
-    def _near(self, tr: _Track, center_hz: float, bw_hz: float, t0_s: float, last_s: float) -> bool:
+    def _watched_at(self, f_hz: float) -> np.ndarray:
+        """Watched intervals of frequency f, merged, as an (n, 2) array sorted by start."""
+        parts = [ivs for (lo, hi), ivs in self._watched.items() if lo <= f_hz <= hi and ivs]
+        if not parts:
+            return np.zeros((0, 2))
+        w = np.array([iv for ivs in parts for iv in ivs], dtype=float)
+        if len(parts) > 1:
+            w = w[np.argsort(w[:, 0], kind="stable")]
+        a, b = _merge_sorted(w[:, 0], w[:, 1], 0.0)
+        return np.stack([a, b], axis=1)
+
+    def _prune_watched(self, keep_from_s: float) -> None:
+        for ivs in self._watched.values():
+            drop = 0
+            while drop < len(ivs) - 1 and ivs[drop][1] < keep_from_s:
+                drop += 1
+            if drop:
+                del ivs[:drop]
+
+    # -- the index ----------------------------------------------------------------------------------
+    def _insert(self, tr: Track) -> None:
+        i = bisect.bisect_right(self._centers, tr.center_hz)
+        self._centers.insert(i, tr.center_hz)
+        self._tracks.insert(i, tr)
+        self._max_bw = max(self._max_bw, tr.bw_hz)
+
+    def _remove(self, tr: Track) -> None:
+        i = bisect.bisect_left(self._centers, tr.center_hz)
+        while self._tracks[i] is not tr:
+            i += 1
+        del self._centers[i]
+        del self._tracks[i]
+
+    @property
+    def open_tracks(self) -> list[Track]:
+        return list(self._tracks)
+
+    def held_objects(self) -> int:
+        """Everything the tracker holds (tracks, detections, summaries, watched intervals): flat over a long run."""
+        return sum(t.held() for t in self._tracks) + sum(len(v) for v in self._watched.values())
+
+    def _near(self, tr: Track, center_hz: float, bw_hz: float, t0_s: float, last_s: float) -> bool:
         close = abs(center_hz - tr.center_hz) <= self.freq_tol_hz + 0.5 * (bw_hz + tr.bw_hz)
         return close and t0_s - last_s <= self.max_gap_s
 
-    def add(
-        self,
-        scale_index: int,
-        scale_s: float,
-        t0_s: float,
-        t1_s: float,
-        center_hz: float,
-        bandwidth_hz: float,
-        power_dbfs: float,
-        snr_db: float,
-        novelty: str,
-        hop_center_hz: float,
-        margin_db: float = 99.0,
-        approximate: bool = False,
-    ) -> None:
-        """Add one detection. ``approximate``: its centre and width are rough (a summed-bin test), so
-        it joins a track without moving it."""
-        # close tracks not seen for too long (a long scale reports late, so allow for its window)
-        still = []
-        for tr in self._open:
-            (self._done if t0_s - tr.last_s > self.max_gap_s + 2 * scale_s else still).append(tr)
-        self._open = still
-        tr = next((t for t in self._open if self._near(t, center_hz, bandwidth_hz, t0_s, t.last_s)), None)
-        if tr is None:
-            tr = _Track(center_hz, bandwidth_hz, t1_s, hop_center_hz, novelty, approximate=approximate)
-            self._open.append(tr)
-        elif not approximate:
-            if tr.approximate:  # the first exact detection sets centre and width
-                tr.center_hz, tr.bw_hz, tr.approximate = center_hz, bandwidth_hz, False
-            tr.bw_hz = max(tr.bw_hz, bandwidth_hz)
-        if not approximate:
-            tr.bws.setdefault(scale_index, []).append(bandwidth_hz)
-        tr.last_s = max(tr.last_s, t1_s)
-        tr.novelty = _more_novel(tr.novelty, novelty)
-        tr.hits.setdefault(scale_index, []).append((t0_s, t1_s, power_dbfs, margin_db))
-        tr.scale_s[scale_index] = scale_s
-        tr.snr_db = max(tr.snr_db, snr_db)
-        w = 10 ** (power_dbfs / 10)
-        tr.weight_sum += w
-        tr.center_acc += w * center_hz
+    def _match(self, c: np.ndarray, bw: np.ndarray, t0: np.ndarray) -> np.ndarray:
+        """Index into the open tracks (as sorted now) of the oldest track each detection joins, or -1."""
+        out = np.full(len(c), -1, dtype=np.int64)
+        if not self._tracks or not len(c):
+            return out
+        tc = np.asarray(self._centers)
+        tbw = np.fromiter((t.bw_hz for t in self._tracks), float, len(self._tracks))
+        tlast = np.fromiter((t.last_s for t in self._tracks), float, len(self._tracks))
+        tid = np.fromiter((t.track_id for t in self._tracks), np.int64, len(self._tracks))
+        reach = self.freq_tol_hz + 0.5 * (bw + self._max_bw)
+        lo = np.searchsorted(tc, c - reach, side="left")
+        hi = np.searchsorted(tc, c + reach, side="right")
+        best = np.full(len(c), np.iinfo(np.int64).max)
+        for j in range(int((hi - lo).max(initial=0))):
+            idx = lo + j
+            ok = idx < hi
+            k = np.minimum(idx, len(tc) - 1)
+            ok &= np.abs(c - tc[k]) <= self.freq_tol_hz + 0.5 * (bw + tbw[k])
+            ok &= t0 - tlast[k] <= self.max_gap_s
+            better = ok & (tid[k] < best)
+            best[better] = tid[k][better]
+            out[better] = k[better]
+        return out
 
-    @staticmethod
-    def _timing(tr: _Track) -> tuple[int, list[tuple[float, float]]]:
+    # -- adding detections ----------------------------------------------------------------------------
+    def add_batch(self, scale_index: int, t0_s, t1_s, center_hz, bandwidth_hz, power_dbfs, snr_db, margin_db,
+                  novelty, hop_center_hz: float, approximate) -> None:
+        """Add detections of one scale (arrays, in time order). ``novelty``: codes (``NOVELTY``);
+        ``approximate``: centre and width are rough (a summed-bin test), so they join a track
+        without moving it."""
+        cols = [np.asarray(x, dtype=float) for x in (t0_s, t1_s, center_hz, bandwidth_hz, power_dbfs, snr_db, margin_db)]
+        nov = np.asarray(novelty, dtype=np.int64)
+        approx = np.asarray(approximate, dtype=bool)
+        n = len(cols[0])
+        if not n:
+            return
+        t0, t1, c, bw, pw, snr, mg = cols
+        pending = np.arange(n)
+        while pending.size:
+            k = self._match(c[pending], bw[pending], t0[pending])
+            got = k >= 0
+            if got.any():
+                tracks = [self._tracks[i] for i in np.unique(k[got])]
+                sel, kk = pending[got], k[got]
+                order = np.argsort(kk, kind="stable")
+                sel, kk = sel[order], kk[order]
+                bounds = np.flatnonzero(np.diff(kk)) + 1
+                for tr, idx in zip(tracks, np.split(sel, bounds)):
+                    self._apply(tr, scale_index, idx, t0, t1, c, bw, pw, snr, mg, nov, approx)
+            pending = pending[~got]
+            if not pending.size:
+                break
+            first = int(pending[0])
+            tr = Track(self._next_id, c[first], bw[first], bool(approx[first]), hop_center_hz)
+            self._next_id += 1
+            self._insert(tr)
+            self._apply(tr, scale_index, pending[:1], t0, t1, c, bw, pw, snr, mg, nov, approx)
+            pending = pending[1:]
+
+    def _apply(self, tr: Track, si: int, idx: np.ndarray, t0, t1, c, bw, pw, snr, mg, nov, approx) -> None:
+        ex = idx[~approx[idx]]
+        if ex.size:
+            if tr.approximate:  # the first exact detection sets centre and width
+                self._remove(tr)
+                tr.center_hz, tr.bw_hz, tr.approximate = float(c[ex[0]]), float(bw[ex[0]]), False
+                self._insert(tr)
+            tr.bw_hz = max(tr.bw_hz, float(bw[ex].max()))
+            self._max_bw = max(self._max_bw, tr.bw_hz)
+        tr.last_s = max(tr.last_s, float(t1[idx].max()))
+        tr.start_s = min(tr.start_s, float(t0[idx].min()))
+        p = pw[idx]
+        tr.peak_dbfs = max(tr.peak_dbfs, float(p.max()))
+        tr.novelty = max(tr.novelty, int(nov[idx].max()))
+        tr.snr_db = max(tr.snr_db, float(snr[idx].max()))
+        w = 10 ** (p / 10)
+        tr.weight_sum += float(w.sum())
+        tr.center_acc += float(np.dot(w, c[idx]))
+        h = tr.hits.get(si)
+        if h is None:
+            h = tr.hits[si] = _Hits()
+        h.add((t0[idx], t1[idx], p, mg[idx], np.where(approx[idx], np.nan, bw[idx])))
+        if h.n > HIT_CAP:
+            h.summarise(tr.peak_dbfs - FRAGMENT_DB, GAP_WINDOWS * self.scales_s[si])
+        tr.dirty = True
+        if not tr.solid and float(mg[idx].max()) >= SOLID_MARGIN_DB:
+            tr.solid = True
+            self.newly_solid.append(tr)
+
+    # -- closing ------------------------------------------------------------------------------------
+    def _join(self, tracks: list[Track]) -> list[tuple[Track, list[Track]]]:
+        """Join tracks that match in frequency and come within max_gap_s of each other in time. Exact
+        tracks first; a rough (channel-test) track then joins an exact one without moving it, so one
+        wide test cannot bridge several neighbouring emitters. Returns (joined track, the tracks joined
+        into it)."""
+        out: list[Track] = []
+        members: list[list[Track]] = []
+        centers: list[float] = []
+        order: list[int] = []  # out index, sorted by centre (aligned with centers)
+        max_bw = 0.0
+        for tr in sorted(tracks, key=lambda t: (t.approximate, t.start_s)):
+            reach = self.freq_tol_hz + 0.5 * (tr.bw_hz + max_bw)
+            a = bisect.bisect_left(centers, tr.center_hz - reach)
+            b = bisect.bisect_right(centers, tr.center_hz + reach)
+            cand = [order[i] for i in range(a, b) if self._near(out[order[i]], tr.center_hz, tr.bw_hz, tr.start_s, out[order[i]].last_s)]
+            if not cand:
+                i = bisect.bisect_right(centers, tr.center_hz)
+                centers.insert(i, tr.center_hz)
+                order.insert(i, len(out))
+                out.append(tr)
+                members.append([tr])
+                max_bw = max(max_bw, tr.bw_hz)
+            else:
+                j = min(cand)
+                o = out[j]
+                old_c = o.center_hz
+                o.absorb(tr)
+                members[j].append(tr)
+                max_bw = max(max_bw, o.bw_hz)
+                if o.center_hz != old_c:
+                    i = order.index(j)
+                    del centers[i], order[i]
+                    i = bisect.bisect_right(centers, o.center_hz)
+                    centers.insert(i, o.center_hz)
+                    order.insert(i, j)
+        return list(zip(out, members))
+
+    def expire(self, horizon_s: float) -> list[Closed]:
+        """Close the tracks no detection starting at or after ``horizon_s`` can join (module docstring)."""
+        due = [t for t in self._tracks if horizon_s - t.last_s > self.max_gap_s]
+        closed: list[Closed] = []
+        if due:
+            group: dict[int, Track] = {id(t): t for t in due}
+            for t in due:  # open neighbours that may join them
+                reach = self.freq_tol_hz + 0.5 * (t.bw_hz + self._max_bw)
+                a = bisect.bisect_left(self._centers, t.center_hz - reach)
+                b = bisect.bisect_right(self._centers, t.center_hz + reach)
+                for o in self._tracks[a:b]:
+                    group.setdefault(id(o), o)
+            for t in group.values():
+                self._remove(t)
+            for joined, members in self._join(list(group.values())):
+                self._settle_ids(joined, members, closed)
+                if horizon_s - joined.last_s > self.max_gap_s:
+                    closed.append(Closed(joined.track_id, self.emission(joined), announced=joined.announced))
+                else:
+                    self._insert(joined)
+            self._max_bw = max((t.bw_hz for t in self._tracks), default=0.0)
+        starts = [t.start_s for t in self._tracks]
+        longest = max(self.scales_s, default=0.0)
+        self._prune_watched(min(starts + [horizon_s]) - longest - 1.0)
+        return closed
+
+    def _settle_ids(self, joined: Track, members: list[Track], closed: list[Closed]) -> None:
+        """A joined track keeps the id of its oldest announced member (else its oldest); other
+        announced members are closed as merged into it."""
+        if len(members) == 1:
+            return
+        announced = [m for m in members if m.announced]
+        keep = min(announced or members, key=lambda m: m.track_id)
+        others = [m.track_id for m in announced if m is not keep]
+        joined.track_id, joined.announced = keep.track_id, bool(announced)
+        if others:
+            snap = self.emission(joined)
+            closed.extend(Closed(i, snap, merged_into=keep.track_id) for i in others)
+
+    def close_all(self) -> list[Closed]:
+        """End of the run: every open track closes (joined as above), in order of start then frequency."""
+        tracks, self._tracks, self._centers, self._max_bw = self._tracks, [], [], 0.0
+        closed: list[Closed] = []
+        for joined, members in self._join(tracks):
+            self._settle_ids(joined, members, closed)
+            closed.append(Closed(joined.track_id, self.emission(joined), announced=joined.announced))
+        main = sorted((c for c in closed if c.merged_into is None), key=lambda c: (c.emission.start_s, c.emission.center_hz))
+        return [c for c in closed if c.merged_into is not None] + main
+
+    # -- the record of a track ----------------------------------------------------------------------
+    def _timing(self, tr: Track) -> tuple[int, np.ndarray]:
         """The scale that times the track and its strong detections' intervals (module docstring)."""
         floor = tr.peak_dbfs - FRAGMENT_DB
         scales = sorted(tr.hits)
         for s in scales:
-            strong = [h for h in tr.hits[s] if h[2] >= floor]
-            if strong and float(np.median([h[3] for h in strong])) >= SOLID_MARGIN_DB:
-                return s, [(h[0], h[1]) for h in strong]
+            h = tr.hits[s]
+            t0, t1, pw, mg, _ = h.arrays()
+            strong = pw >= floor
+            margins = np.concatenate([mg[strong], h.s_mg[h.s_pw >= floor]])
+            if margins.size and float(np.median(margins)) >= SOLID_MARGIN_DB:
+                return s, np.concatenate([h.ivs_strong, np.stack([t0[strong], t1[strong]], axis=1)])
         s = scales[-1]
-        strong = [h for h in tr.hits[s] if h[2] >= floor] or tr.hits[s]
-        return s, [(h[0], h[1]) for h in strong]
+        h = tr.hits[s]
+        t0, t1, pw, _, _ = h.arrays()
+        strong = pw >= floor
+        ivs = np.concatenate([h.ivs_strong, np.stack([t0[strong], t1[strong]], axis=1)])
+        if not len(ivs):
+            ivs = np.concatenate([h.ivs_all, np.stack([t0, t1], axis=1)])
+        return s, ivs
 
-    def _merge_tracks(self, tracks: list[_Track]) -> list[_Track]:
-        """Join tracks that match in frequency and come within max_gap_s of each other in time
-        (a long window's detection can open a track before a short one's arrives). Exact tracks
-        first; a rough (channel-test) track then joins an exact one without moving it, so one wide
-        test cannot bridge several neighbouring emitters."""
-        out: list[_Track] = []
-        for tr in sorted(tracks, key=lambda t: (t.approximate, t.start_s)):
-            o = next((o for o in out if self._near(o, tr.center_hz, tr.bw_hz, tr.start_s, o.last_s)), None)
-            if o is None:
-                out.append(tr)
-            else:
-                o.absorb(tr)
-        return out
+    def emission(self, tr: Track) -> Emission:
+        """The emission record of a track as it stands (a snapshot for open/update, or final)."""
+        scale, ivs = self._timing(tr)
+        win = self.scales_s[scale]
+        gap = GAP_WINDOWS * win
+        center = tr.center_acc / tr.weight_sum if tr.weight_sum > 0 else tr.center_hz
+        w = self._watched_at(center)
+        ivs = ivs[np.argsort(ivs[:, 0], kind="stable")]
+        a, b = ivs[:, 0], ivs[:, 1]
+        run_end = np.maximum.accumulate(b)
+        if len(w):
+            w0, w1 = w[:, 0], w[:, 1]
+            cum = np.concatenate(([0.0], np.cumsum(w1 - w0)))
 
-    def _watched_at(self, f_hz: float) -> list[list[float]]:
-        return _merge([(t0, t1) for t0, t1, lo, hi in self._watched if lo <= f_hz <= hi])
-
-    def finish(self) -> list[Emission]:
-        tracks = self._merge_tracks(self._done + self._open)
-        self._done, self._open = [], []
-        out = []
-        for tr in tracks:
-            scale, ivs = self._timing(tr)
-            win = tr.scale_s[scale]
-            center = tr.center_acc / tr.weight_sum
-            watched = self._watched_at(center)
-            merged: list[list[float]] = []
-            for a, b in sorted(ivs):
+            def watched_until(t: np.ndarray) -> np.ndarray:
+                k = np.searchsorted(w0, t, side="right") - 1
+                kk = np.maximum(k, 0)
+                v = cum[kk] + np.clip(t - w0[kk], 0.0, w1[kk] - w0[kk])
+                return np.where(k >= 0, v, 0.0)
+        else:
+            watched_until = None
+        new = np.ones(len(a), dtype=bool)
+        if len(a) > 1:
+            prev_end = run_end[:-1]
+            join = a[1:] <= prev_end + gap
+            if watched_until is not None:
                 # a gap is real only if the frequency was watched for more than a window during it
-                if merged and (a <= merged[-1][1] + GAP_WINDOWS * win or (watched and _overlap(merged[-1][1], a, watched) <= GAP_WINDOWS * win)):
-                    merged[-1][1] = max(merged[-1][1], b)
-                else:
-                    merged.append([a, b])
-            start, end = merged[0][0], merged[-1][1]
-            on = sum(_overlap(a, b, watched) if watched else b - a for a, b in merged)
-            seen = _overlap(start, end, watched) if watched else end - start
-            open_ended = _touches_edge(start, end, watched, win)
-            out.append(
-                Emission(
-                    center_hz=center,
-                    bandwidth_hz=float(np.median(tr.bws[scale])) if tr.bws.get(scale) else tr.bw_hz,
-                    start_s=start,
-                    end_s=end,
-                    peak_dbfs=tr.peak_dbfs,
-                    snr_db=tr.snr_db,
-                    duty=min(1.0, on / seen) if seen > 0 else 1.0,
-                    bursts=len(merged),
-                    novelty=tr.novelty,
-                    scale_s=win,
-                    hop_center_hz=tr.hop_center_hz,
-                    open_ended=open_ended,
-                )
-            )
-        out.sort(key=lambda e: (e.start_s, e.center_hz))
-        return out
+                join |= watched_until(a[1:]) - watched_until(prev_end) <= gap
+            new[1:] = ~join
+        first = np.flatnonzero(new)
+        last = np.r_[first[1:] - 1, len(a) - 1]
+        seg_a, seg_b = a[first], run_end[last]
+        start, end = float(seg_a[0]), float(seg_b[-1])
+        if watched_until is not None:
+            on = float(np.sum(watched_until(seg_b) - watched_until(seg_a)))
+            seen = float(watched_until(np.array([end]))[0] - watched_until(np.array([start]))[0])
+            c1 = (w0 - win <= start) & (start <= w1) & (start - w0 <= win * 1.01)
+            c2 = (w0 <= end) & (end <= w1 + win) & (w1 - end <= win * 1.01)
+            open_ended = bool(np.any(c1 | c2))
+        else:
+            on, seen, open_ended = float(np.sum(seg_b - seg_a)), end - start, False
+        h = tr.hits[scale]
+        bws = np.concatenate([h.arrays()[4], h.s_bw])
+        bws = bws[~np.isnan(bws)]
+        return Emission(
+            center_hz=float(center),
+            bandwidth_hz=float(np.median(bws)) if bws.size else tr.bw_hz,
+            start_s=start,
+            end_s=end,
+            peak_dbfs=tr.peak_dbfs,
+            snr_db=tr.snr_db,
+            duty=min(1.0, on / seen) if seen > 0 else 1.0,
+            bursts=len(seg_a),
+            novelty=NOVELTY[tr.novelty],
+            scale_s=win,
+            hop_center_hz=tr.hop_center_hz,
+            open_ended=open_ended,
+        )
