@@ -9,21 +9,54 @@ seconds from the first sample (sample index / sample rate; a recording's hops co
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from .baseline import Baseline, now_iso
 from .classify import classify
-from .dsp.chain import BaselineLearner, Chain, EmissionEvent, Settings
+from .dsp.chain import BaselineLearner, Chain, EmissionEvent, Settings, _Front
+from .dsp.spectrum import SpectrumConfig
 from .dsp.tracker import Emission
 from .errors import BaselineError
 
-__all__ = ["Settings", "learn_baseline", "detect", "replay_events", "make_chain", "load_reference", "BLOCK_SAMPLES"]
+__all__ = ["Settings", "learn_baseline", "detect", "replay_events", "make_chain", "load_reference", "iter_hop_frames", "HopFrames", "BLOCK_SAMPLES"]
 
 Progress = Callable[[int], None]  # called with samples just processed
 
 #: samples read per block
 BLOCK_SAMPLES = 1 << 18
+
+
+@dataclass
+class HopFrames:
+    """Frames of one capture, cropped: yielded block by block (for plots of a recording's spectrum)."""
+
+    capture_index: int
+    center_hz: float
+    sample_start: int  # of the capture in the recording
+    freq_hz: np.ndarray
+    frames: np.ndarray  # (T, kept bins)
+    frame_index: np.ndarray  # frame number within the capture
+
+
+def iter_hop_frames(rec, spec: SpectrumConfig, progress: Progress | None = None) -> Iterator[HopFrames]:
+    """Welch frames of every capture of ``rec``, cropped to the kept bins, block by block, through the
+    chain's front end; after each capture, one empty ``HopFrames`` marks its end (a dwell's end)."""
+    for ci, cap in enumerate(rec.captures):
+        front = _Front(cap.center_hz, rec.sample_rate_hz, spec)
+        freq = front.freq_hz
+        for block in rec.iter_blocks(BLOCK_SAMPLES, captures=[ci]):
+            if not front.active:
+                front.start(block)
+            frames, first = front.frames(block)
+            if progress:
+                progress(len(block.iq))
+            if len(frames):
+                yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, frames, np.arange(first, first + len(frames)))
+        yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, np.zeros((0, len(freq)), np.float32), np.zeros(0, int))
 
 
 def learn_baseline(rec, settings: Settings = Settings(), progress: Progress | None = None) -> Baseline:
