@@ -86,9 +86,11 @@ def make_collector_db(path: Path, evidence_dir: Path | None = None, *, with_spec
     if with_spectra:
         f = np.arange(1024)
         p = -60 + np.random.default_rng(1).normal(0, 1, 1024)
-        p[600:606] = -30
-        db["spectra"].insert({"site": "school-12", "receiver": "rx0", "time": at(100), "start_hz": 433.05e6, "bin_hz": 2500.0,
-                              "power_db": json.dumps([round(float(x), 1) for x in p])})
+        p[158:163] = -30  # the nbfm-voice alert at 433.45 MHz = 433.05 MHz + 160 bins
+        from sdrwatch.net.schema import spectrum_record
+
+        rec = spectrum_record("school-12", "rx0", at(100), 433.05e6, 2500.0, p)
+        db["spectra"].insert({**{k: v for k, v in rec.items() if k != "type"}, "record": json.dumps(rec)})
         del f
     db.conn.close()
     return path

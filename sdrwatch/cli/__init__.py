@@ -27,6 +27,9 @@ COMMANDS = {
     "simulate": "sdrwatch.cli.simulate:simulate",
     "demo": "sdrwatch.cli.demo:demo",
     "plot": "sdrwatch.cli.plot:plot",
+    "report": "sdrwatch.cli.report:report",
+    "seal": "sdrwatch.cli.seal:seal",
+    "verify": "sdrwatch.cli.verify:verify",
 }
 
 import warnings  # noqa: E402

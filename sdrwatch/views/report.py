@@ -1,0 +1,463 @@
+"""The session duty report (值班报告): one self-contained HTML file, and a PDF through headless Chromium.
+
+What it holds, from the collector's database (read-only, CONTRACTS §4 / docs/network.md):
+sites and their uptime in the session (time covered by heartbeats), receiver health and faults,
+every alert of the session with its latest disposition and operator, the alert timeline, the
+spectrum and evidence spectrogram of the top alerts (embedded PNG), and every evidence hash with
+whether the file at hand still matches it. When the records are sealed the report prints the
+fingerprint of the sealed manifest.
+
+Print layout: A4, one section per page (summary/sites/health; alerts and timeline; one page per
+top alert; evidence hashes), so the PDF has ``3 + top alerts`` pages when each section fits.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import html
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import SdrwatchError
+from . import plots
+
+TOP_ALERTS = 3
+DISPOSITION_NAMES = {"cheating": "cheating", "declared": "declared emitter", "false_alarm": "false alarm", "other": "other", "ack": "acknowledged"}
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+
+
+def _t(value) -> float | None:
+    return plots._parse_time(value)
+
+
+def _iso(t: float | None) -> str:
+    return "" if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _hms(t: float | None) -> str:
+    return "" if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%H:%M:%S")
+
+
+def uptime(heartbeats_s: Sequence[float], start_s: float, end_s: float) -> float:
+    """Share of [start, end] covered by heartbeats: each heartbeat vouches for half the nominal
+    interval (the median gap) either side of it. 0 without heartbeats."""
+    hb = np.sort(np.asarray([t for t in heartbeats_s if t is not None], dtype=float))
+    if end_s <= start_s or not len(hb):
+        return 0.0
+    interval = float(np.median(np.diff(hb))) if len(hb) > 1 else 60.0
+    lo = np.clip(hb - interval / 2, start_s, end_s)
+    hi = np.clip(hb + interval / 2, start_s, end_s)
+    covered, cur_lo, cur_hi = 0.0, lo[0], hi[0]
+    for a, b in zip(lo[1:], hi[1:]):
+        if a > cur_hi:
+            covered += cur_hi - cur_lo
+            cur_lo, cur_hi = a, b
+        else:
+            cur_hi = max(cur_hi, b)
+    covered += cur_hi - cur_lo
+    return float(min(1.0, covered / (end_s - start_s)))
+
+
+def resolve_evidence(path: str | None, roots: Sequence[Path]) -> Path | None:
+    """The evidence's data file (``.sigmf-data``) if it can be found: as given, or under one of ``roots``."""
+    if not path:
+        return None
+    p = Path(path)
+    stem = p.name.split(".sigmf")[0]
+    candidates = [p] + [r / p for r in roots] + [r / p.name for r in roots] + [r / "evidence" / p.name for r in roots]
+    for c in candidates:
+        data = c.with_name(stem + ".sigmf-data")
+        if data.is_file() and data.with_name(stem + ".sigmf-meta").is_file():
+            return data
+    return None
+
+
+def sha512_file(path: Path) -> str:
+    h = hashlib.sha512()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class ReportData:
+    db_path: Path
+    session: str
+    sites: list[dict]
+    receivers: list[dict]
+    faults: list[dict]
+    alerts: list[dict]
+    evidence: list[dict]
+    timeline: dict
+    start_s: float | None
+    end_s: float | None
+    generated: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+    @property
+    def top_alerts(self) -> list[dict]:
+        ranked = sorted(self.alerts, key=lambda a: (-(a.get("severity") or 0.0), a.get("t") or 0.0))
+        return [a for a in ranked if a.get("kind") != "health"][:TOP_ALERTS]
+
+
+def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence[Path] = ()) -> ReportData:
+    """Everything the report shows about one session, from the collector's database."""
+    db_path = Path(db_path)
+    timeline = plots.timeline_from_db(db_path, session)  # also refuses an unknown session
+    conn = plots.open_db(db_path)
+    try:
+        sessions = [s for s in plots.table_rows(conn, "sessions") if s.get("name") == session]
+        site_rows = {r["site"]: r for r in plots.table_rows(conn, "sites")}
+        receivers = plots.table_rows(conn, "receivers")
+        health = plots.table_rows(conn, "health")
+        dispositions = plots.table_rows(conn, "dispositions")
+        evidence_rows = plots.table_rows(conn, "evidence")
+        last_rx = conn.execute("select max(received_time) from health").fetchone()[0] if plots.table_rows(conn, "health", "limit 1") else None
+    finally:
+        conn.close()
+    roots = [db_path.parent, *map(Path, evidence_roots)]
+    alerts = sorted(timeline["alerts"], key=lambda a: a.get("t") or 0.0)
+    by_alert: dict[str, list[dict]] = {}
+    for d in sorted(dispositions, key=lambda d: (_t(d.get("time")) or 0.0, d.get("id") or 0)):
+        by_alert.setdefault(d.get("alert_id"), []).append(d)
+    for a in alerts:
+        hist = by_alert.get(a["alert_id"], [])
+        real = [d for d in hist if d.get("disposition") != "ack"]
+        acks = [d for d in hist if d.get("disposition") == "ack"]
+        a["disposition"] = real[-1] if real else None
+        a["ack"] = acks[-1] if acks else None
+        a["dispositions"] = hist
+    now = _t(last_rx) or max((a.get("t_end") or a.get("t") or 0.0 for a in alerts), default=None)
+    starts = [_t(s.get("start")) for s in sessions if _t(s.get("start")) is not None]
+    ends = [_t(s.get("end")) for s in sessions if _t(s.get("end")) is not None]
+    span_lo = min(starts) if starts else min((a["t"] for a in alerts), default=None)
+    span_hi = max(ends) if ends else now
+    site_names = sorted({s.get("site") for s in sessions if s.get("site")} | {a.get("site") for a in alerts if a.get("site")})
+    sites = []
+    for name in site_names:
+        mine = [s for s in sessions if s.get("site") == name]
+        lo = min((_t(s.get("start")) for s in mine if _t(s.get("start")) is not None), default=span_lo)
+        hi = max((_t(s.get("end")) for s in mine if _t(s.get("end")) is not None), default=span_hi)
+        hi_seen = min(hi, now) if (hi is not None and now is not None and now > (lo or 0)) else hi
+        beats = [_t(h.get("agent_time")) or _t(h.get("received_time")) for h in health if h.get("site") == name and h.get("kind") == "heartbeat"]
+        beats = [b for b in beats if b is not None and lo is not None and hi is not None and lo - 120 <= b <= hi + 120]
+        row = site_rows.get(name, {})
+        sites.append({"site": name, "start": lo, "end": hi, "uptime": uptime(beats, lo, hi_seen) if lo is not None and hi_seen else 0.0,
+                      "heartbeats": len(beats), "online": row.get("online"), "last_heartbeat": _t(row.get("last_heartbeat")),
+                      "alerts": sum(1 for a in alerts if a.get("site") == name)})
+    evidence = []
+    seen = set()
+    ev_by_sha = {e.get("sha512"): e for e in evidence_rows}
+    for a in alerts:
+        sha = a.get("evidence_sha512")
+        if not sha or sha in seen:
+            continue
+        seen.add(sha)
+        row = ev_by_sha.get(sha, {})
+        found = resolve_evidence(a.get("evidence_path") or row.get("path"), roots)
+        state = "not at the collector"
+        if found is not None:
+            state = "matches" if sha512_file(found) == sha else "DIFFERS"
+        a["evidence_file"] = found
+        evidence.append({"alert_id": a["alert_id"], "site": a.get("site"), "path": a.get("evidence_path") or row.get("path"),
+                         "bytes": row.get("bytes"), "sha512": sha, "state": state, "file": found})
+    return ReportData(db_path, session, sites, [r for r in receivers if r.get("site") in site_names], timeline["faults"], alerts, evidence,
+                      timeline, span_lo, span_hi)
+
+
+def _spectrum_hop(conn, alert: dict) -> tuple[plots.SpectrumHop, str] | None:
+    """The collector's spectrum snapshot nearest the alert (same site, covering its frequency)."""
+    rows = plots.table_rows(conn, "spectra", "where site = ?", (alert.get("site"),))
+    best = None
+    for r in rows:
+        power = decode_spectrum_power(r)
+        if power is None or not r.get("start_hz") or not r.get("bin_hz"):
+            continue
+        f = float(r["start_hz"]) + float(r["bin_hz"]) * np.arange(len(power))
+        c = float(alert.get("center_hz") or 0.0)
+        if not len(f) or not f[0] <= c <= f[-1]:
+            continue
+        dt = abs((_t(r.get("time")) or 0.0) - (alert.get("t") or 0.0))
+        if best is None or dt < best[0]:
+            best = (dt, plots.SpectrumHop(f, power), str(r.get("time") or ""))
+    return (best[1], best[2]) if best else None
+
+
+def decode_spectrum_power(row: dict) -> np.ndarray | None:
+    """``power_db`` of a stored snapshot (the wire's base64 uint8 steps, :func:`sdrwatch.net.schema.spectrum_power_db`),
+    from the row's columns or its ``record`` JSON; None if it is neither."""
+    from ..net.schema import spectrum_power_db
+
+    candidates = [row]
+    if isinstance(row.get("record"), str):
+        try:
+            candidates.append(json.loads(row["record"]))
+        except ValueError:
+            pass
+    for rec in candidates:
+        if isinstance(rec, dict) and isinstance(rec.get("power_db"), str) and "power_offset_db" in rec and "power_step_db" in rec:
+            try:
+                p = np.asarray(spectrum_power_db(rec), dtype=float)
+            except (ValueError, TypeError, KeyError):
+                continue
+            if p.ndim == 1 and len(p):
+                return p
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML
+
+
+CSS = """
+:root { --high: #d62728; --medium: #ff7f0e; --low: #8c8c00; --ink: #1b1b1b; --mute: #666; --rule: #d0d0d0; }
+* { box-sizing: border-box; }
+body { font-family: "DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK SC", Arial, sans-serif; color: var(--ink);
+       margin: 0 auto; max-width: 1100px; padding: 16px 24px; font-size: 13px; line-height: 1.4; }
+h1 { font-size: 22px; margin: 0 0 2px; } h2 { font-size: 16px; margin: 18px 0 6px; border-bottom: 2px solid var(--ink); padding-bottom: 2px; }
+h3 { font-size: 14px; margin: 12px 0 4px; }
+.sub { color: var(--mute); margin: 0 0 8px; }
+.fingerprint { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; background: #f4f4f4; padding: 4px 8px; border-left: 4px solid #3b6ea5; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 10px; }
+th, td { border-bottom: 1px solid var(--rule); padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #eef2f6; font-weight: 600; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr { break-inside: avoid; } thead { display: table-header-group; }
+.sev { font-weight: 700; } .sev.high { color: var(--high); } .sev.medium { color: var(--medium); } .sev.low { color: var(--low); }
+tr.high td:first-child { border-left: 5px solid var(--high); } tr.medium td:first-child { border-left: 5px solid var(--medium); }
+tr.low td:first-child { border-left: 5px solid var(--low); }
+.pending { color: var(--high); font-weight: 600; } .bad { color: var(--high); font-weight: 700; } .ok { color: #2b7a2b; }
+.mono { font-family: "DejaVu Sans Mono", monospace; font-size: 11px; word-break: break-all; }
+.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 6px 0; }
+.facts dt { color: var(--mute); } .facts dd { margin: 0; }
+.cards { display: flex; gap: 10px; flex-wrap: wrap; margin: 8px 0; }
+.card { border: 1px solid var(--rule); border-radius: 4px; padding: 6px 12px; min-width: 130px; }
+.card b { display: block; font-size: 20px; }
+figure { margin: 6px 0; } figure img { width: 100%; max-height: 100mm; object-fit: contain; } figcaption { color: var(--mute); font-size: 11px; }
+.none { color: var(--mute); font-style: italic; }
+@page { size: A4; margin: 14mm 12mm; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10.5px; }
+  section.page { break-before: page; }
+  section.first { break-before: auto; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  figure img { max-height: 92mm; }
+}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value, fmt: str) -> str:
+    return "" if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) else format(value, fmt)
+
+
+def _img(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def _disposition_cell(a: dict) -> str:
+    d = a.get("disposition")
+    if d is None:
+        ack = a.get("ack")
+        if ack:
+            return f'<span class="pending">acknowledged, no disposition</span><br><span class="sub">{_e(ack.get("operator"))}, {_e(_hms(_t(ack.get("time"))))}</span>'
+        return '<span class="pending">no disposition</span>'
+    name = DISPOSITION_NAMES.get(d.get("disposition"), d.get("disposition"))
+    note = f'<br>{_e(d.get("note"))}' if d.get("note") else ""
+    return f'<b>{_e(name)}</b>{note}'
+
+
+def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | None = None) -> str:
+    sev_counts = {name: 0 for _, name, _ in plots.SEVERITY_LEVELS}
+    for a in data.alerts:
+        sev_counts[plots.severity_level(a.get("severity"))] += 1
+    pending = sum(1 for a in data.alerts if a.get("disposition") is None)
+    out = [f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>值班报告 Duty report: {_e(data.session)}</title><style>{CSS}</style></head><body>
+<section class="page first" id="summary">
+<h1>值班报告 · Duty report — session {_e(data.session)}</h1>
+<p class="sub">{_e(_iso(data.start_s))} – {_e(_iso(data.end_s))} UTC · {len(data.sites)} site(s) · generated {_e(data.generated)} by sdrwatch from {_e(data.db_path.name)}</p>"""]
+    if fingerprint:
+        out.append(f'<p class="fingerprint" id="fingerprint">Sealed: manifest fingerprint (SHA-256) {_e(fingerprint)}</p>')
+    else:
+        out.append('<p class="sub" id="fingerprint">Not sealed: <code>sdrwatch seal</code> archives these records with a signed manifest and prints its fingerprint here.</p>')
+    out.append('<div class="cards">' + "".join(
+        f'<div class="card"><b>{v}</b>{_e(k)}</div>' for k, v in (
+            ("alerts", len(data.alerts)), ("high severity", sev_counts["high"]), ("without disposition", pending),
+            ("health faults", len(data.faults)), ("evidence files", len(data.evidence))))
+        + "</div>")
+    out.append('<h2>Sites</h2><table id="sites"><thead><tr><th>site</th><th>session</th><th class="num">uptime</th><th class="num">heartbeats</th>'
+               '<th>now</th><th>last heartbeat</th><th class="num">alerts</th></tr></thead><tbody>')
+    for s in data.sites:
+        online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(s.get("online"), '<span class="none">unknown</span>')
+        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}</td><td class="num">{100 * s["uptime"]:.1f} %</td>'
+                   f'<td class="num">{s["heartbeats"]}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td></tr>')
+    out.append("</tbody></table>")
+    out.append('<h2>Receiver health</h2><table id="receivers"><thead><tr><th>site</th><th>receiver</th><th>now</th><th class="num">achieved revisit</th>'
+               '<th class="num">noise floor</th><th>last heartbeat</th></tr></thead><tbody>')
+    for r in sorted(data.receivers, key=lambda r: (r.get("site"), r.get("receiver"))):
+        online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(r.get("online"), "")
+        rv = _num(r.get("revisit_s"), ".1f")
+        nf = _num(r.get("noise_floor_db"), ".1f")
+        out.append(f'<tr><td>{_e(r.get("site"))}</td><td>{_e(r.get("receiver"))}</td><td>{online}</td><td class="num">{rv + " s" if rv else ""}</td>'
+                   f'<td class="num">{nf + " dB" if nf else ""}</td><td>{_e(_iso(_t(r.get("last_heartbeat"))))}</td></tr>')
+    if not data.receivers:
+        out.append('<tr><td colspan="6" class="none">no receiver reported</td></tr>')
+    out.append("</tbody></table><h3>Health faults</h3>")
+    if data.faults:
+        out.append('<table id="faults"><thead><tr><th>time (UTC)</th><th>site</th><th>receiver</th><th>kind</th><th>message</th></tr></thead><tbody>')
+        for h in sorted(data.faults, key=lambda h: h["t"]):
+            out.append(f'<tr><td>{_e(_hms(h["t"]))}</td><td>{_e(h.get("site"))}</td><td>{_e(h.get("receiver"))}</td><td class="bad">{_e(h.get("kind"))}</td><td>{_e(h.get("message"))}</td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="none">no health fault in this session</p>')
+    out.append("</section>")
+    # alerts
+    out.append('<section class="page" id="alerts"><h2>Alerts</h2>')
+    if data.alerts:
+        out.append('<table id="alert-table"><thead><tr><th>time (UTC)</th><th>site / receiver</th><th class="num">MHz</th><th class="num">kHz</th>'
+                   '<th class="num">SNR dB</th><th>class</th><th class="num">severity</th><th>state</th><th>disposition</th><th>operator</th><th>alert</th></tr></thead><tbody>')
+        for a in data.alerts:
+            lvl = plots.severity_level(a.get("severity"))
+            d = a.get("disposition") or {}
+            op = d.get("operator") or (a.get("ack") or {}).get("operator") or ""
+            out.append(f'<tr class="{lvl}" id="alert-{_e(a["alert_id"])}"><td>{_e(_hms(a["t"]))}</td><td>{_e(a.get("site"))} / {_e(a.get("receiver"))}</td>'
+                       f'<td class="num">{_num((a.get("center_hz") or 0) / 1e6, ".4f")}</td><td class="num">{_num((a.get("bandwidth_hz") or 0) / 1e3, ".1f")}</td>'
+                       f'<td class="num">{_num(a.get("snr_db"), ".1f")}</td><td>{_e(a.get("label"))}</td>'
+                       f'<td class="num"><span class="sev {lvl}">{_num(a.get("severity"), ".2f")}</span></td><td>{_e(a.get("state"))}</td>'
+                       f'<td>{_disposition_cell(a)}</td><td>{_e(op)}</td><td class="mono">{_e(a["alert_id"])}</td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="none">no alert in this session</p>')
+    if "timeline" in images:
+        out.append(f'<figure><img alt="alert timeline" src="{_img(images["timeline"])}"><figcaption>One lane per site; the session shaded; '
+                   'alerts in their severity colour (red high, orange medium, olive low); health faults as purple crosses.</figcaption></figure>')
+    out.append("</section>")
+    for i, a in enumerate(data.top_alerts):
+        lvl = plots.severity_level(a.get("severity"))
+        d = a.get("disposition") or {}
+        out.append(f'<section class="page top-alert" id="top-{i + 1}"><h2>Top alert {i + 1}: {_e(a.get("label"))} at {_num((a.get("center_hz") or 0) / 1e6, ".4f")} MHz, {_e(a.get("site"))}</h2>'
+                   f'<dl class="facts"><dt>alert</dt><dd class="mono">{_e(a["alert_id"])}</dd><dt>onset</dt><dd>{_e(_iso(a["t"]))} UTC, {_num(a.get("duration_s"), ".1f")} s</dd>'
+                   f'<dt>receiver</dt><dd>{_e(a.get("receiver"))}</dd><dt>bandwidth</dt><dd>{_num((a.get("bandwidth_hz") or 0) / 1e3, ".1f")} kHz</dd>'
+                   f'<dt>SNR / peak</dt><dd>{_num(a.get("snr_db"), ".1f")} dB / {_num(a.get("peak_dbfs"), ".1f")} dBFS</dd>'
+                   f'<dt>severity</dt><dd><span class="sev {lvl}">{_num(a.get("severity"), ".2f")} ({lvl})</span></dd>'
+                   f'<dt>disposition</dt><dd>{_disposition_cell(a)}{(" — " + _e(d.get("operator")) + ", " + _e(_iso(_t(d.get("time")))) + " UTC") if d else ""}</dd>'
+                   f'<dt>evidence</dt><dd class="mono">{_e(a.get("evidence_sha512") or "none")}</dd></dl>')
+        for key, what in ((f"spectrum-{a['alert_id']}", "spectrum at the collector"), (f"evidence-{a['alert_id']}", "spectrogram of the IQ evidence")):
+            if key in images:
+                out.append(f'<figure><img alt="{_e(what)}" src="{_img(images[key])}"><figcaption>{_e(what)}</figcaption></figure>')
+            else:
+                out.append(f'<p class="none">no {_e(what)}</p>')
+        out.append("</section>")
+    out.append('<section class="page" id="evidence"><h2>Evidence hashes (SHA-512 of the IQ data)</h2>')
+    if data.evidence:
+        out.append('<table id="evidence-table"><thead><tr><th>alert</th><th>site</th><th>file</th><th class="num">bytes</th><th>SHA-512</th><th>file at hand</th></tr></thead><tbody>')
+        for e in data.evidence:
+            cls = {"matches": "ok", "DIFFERS": "bad"}.get(e["state"], "none")
+            out.append(f'<tr><td class="mono">{_e(e["alert_id"])}</td><td>{_e(e["site"])}</td><td class="mono">{_e(Path(str(e["path"])).name if e["path"] else "")}</td>'
+                       f'<td class="num">{_e(e.get("bytes"))}</td><td class="mono">{_e(e["sha512"])}</td><td class="{cls}">{_e(e["state"])}</td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="none">no evidence recorded in this session</p>')
+    out.append("</section></body></html>\n")
+    return "".join(out)
+
+
+def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fingerprint: str | None = None,
+                 evidence_roots: Sequence[Path] = (), pdf: str | Path | None = None) -> ReportData:
+    """Write the duty report (and, with ``pdf``, print it through headless Chromium)."""
+    out_html = Path(out_html)
+    if not out_html.parent.is_dir():
+        raise SdrwatchError(f"cannot write {out_html}: no such directory {out_html.parent}")
+    if pdf is not None and not Path(pdf).parent.is_dir():
+        raise SdrwatchError(f"cannot write {pdf}: no such directory {Path(pdf).parent}")
+    data = load_report_data(db_path, session, evidence_roots)
+    with tempfile.TemporaryDirectory(prefix="sdrwatch-report-") as tmp:
+        tmpd = Path(tmp)
+        images: dict[str, Path] = {}
+        if data.timeline["sites"] and (data.alerts or data.faults or data.timeline["sessions"]):
+            images["timeline"] = plots.plot_timeline(data.timeline, tmpd / "timeline.png", title=f"alert timeline, session {session}").path
+        conn = plots.open_db(db_path)
+        try:
+            for i, a in enumerate(data.top_alerts):
+                got = _spectrum_hop(conn, a)
+                if got is not None:
+                    hop, when = got
+                    images[f"spectrum-{a['alert_id']}"] = plots.plot_spectrum([hop], tmpd / f"spectrum{i}.png", detections=[a], site=a.get("site"),
+                                                                              receiver=a.get("receiver"), time=when, size_px=(1100, 460)).path
+                ev = a.get("evidence_file")
+                if ev is not None:
+                    try:
+                        images[f"evidence-{a['alert_id']}"] = plots.plot_evidence(ev, tmpd / f"evidence{i}.png", alert=a, size_px=(1100, 560)).path
+                    except SdrwatchError:
+                        pass  # a damaged evidence file is reported in the hash table, not fatal here
+        finally:
+            conn.close()
+        text = render_html(data, images, fingerprint)
+    plots.write_atomically(out_html, text.encode("utf-8"))
+    if pdf is not None:
+        print_pdf(out_html, Path(pdf))
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Chromium
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-extensions", "--mute-audio", "--hide-scrollbars")
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SdrwatchError("Chromium is not installed (apt-get install chromium); it prints the report to PDF")
+
+
+def run_chromium(args: Sequence[str], timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+    """Run headless Chromium with a throw-away profile; its own chatter is kept out of sight."""
+    with tempfile.TemporaryDirectory(prefix="sdrwatch-chromium-") as profile:
+        cmd = [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+        env = {**os.environ, "HOME": profile}
+        try:
+            return subprocess.run(cmd, capture_output=True, timeout=timeout_s, env=env, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise SdrwatchError(f"Chromium did not finish within {timeout_s:.0f} s") from None
+
+
+def print_pdf(html_path: Path, pdf_path: Path) -> Path:
+    """Print ``html_path`` to ``pdf_path`` (A4, the report's print CSS, no browser header/footer)."""
+    tmp = pdf_path.with_name(f".{pdf_path.name}.tmp{os.getpid()}.pdf")
+    try:
+        proc = run_chromium(["--no-pdf-header-footer", f"--print-to-pdf={tmp}", html_path.resolve().as_uri()])
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise SdrwatchError(f"Chromium did not write {pdf_path} ({tail[0][:200]})")
+        os.replace(tmp, pdf_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return pdf_path
+
+
+def pdf_pages(path: str | Path) -> int:
+    """Pages of a PDF Chromium wrote (its page objects are plain ``/Type /Page`` dictionaries)."""
+    import re
+
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", Path(path).read_bytes()))
