@@ -30,6 +30,7 @@ COMMANDS = {
     "report": "sdrwatch.cli.report:report",
     "seal": "sdrwatch.cli.seal:seal",
     "verify": "sdrwatch.cli.verify:verify",
+    "confusion": "sdrwatch.cli.confusion:confusion",
 }
 
 import warnings  # noqa: E402
