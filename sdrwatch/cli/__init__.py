@@ -31,6 +31,7 @@ COMMANDS = {
     "seal": "sdrwatch.cli.seal:seal",
     "verify": "sdrwatch.cli.verify:verify",
     "confusion": "sdrwatch.cli.confusion:confusion",
+    "plan": "sdrwatch.cli.plan:plan",
 }
 
 import warnings  # noqa: E402

@@ -189,19 +189,70 @@ class SimSource(Source):
         self._closed = True
 
 
+#: query keys of a ``sim:`` URI -> (option name, parser); ``sim:demo?t0=30&seed=7&realtime=0``
+SIM_QUERY_KEYS = ("t0", "seed", "realtime", "tuner")
+
+
+def _query_number(uri: str, key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SourceError(f"bad receiver {uri!r}: {key}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise SourceError(f"bad receiver {uri!r}: {key}={text!r} must be finite")
+    return value
+
+
+def parse_sim_uri(uri: str) -> tuple[str, dict[str, Any]]:
+    """``sim:SCENE[?t0=S&seed=N&realtime=0|1&tuner=NAME]`` -> (scene spec, options for :func:`open_sim`).
+
+    ``t0`` starts the scene at an offset: the first sample read is scene time ``t0`` seconds, so an
+    emitter keyed at 30 s shows 30 - t0 seconds into the run (``start_s`` of :class:`SimSource`).
+    Unknown keys and bad values raise a one-line :class:`SourceError`.
+    """
+    spec = uri[4:] if uri.startswith("sim:") else uri
+    if spec.startswith("//"):
+        spec = spec[2:]
+    spec, _, query = spec.partition("?")
+    if not spec:
+        raise SourceError("sim: needs a scene, e.g. sim:recordings/scenes/demo.toml")
+    options: dict[str, Any] = {}
+    for part in filter(None, query.split("&")):
+        key, eq, text = part.partition("=")
+        if not eq or not text:
+            raise SourceError(f"bad receiver {uri!r}: {part!r} is not KEY=VALUE")
+        if key == "t0":
+            t0 = _query_number(uri, key, text)
+            if not 0.0 <= t0 <= 1e7:
+                raise SourceError(f"bad receiver {uri!r}: t0={text} must be between 0 and 1e7 s")
+            options["start_s"] = t0
+        elif key == "seed":
+            try:
+                options["seed"] = int(text)
+            except ValueError:
+                raise SourceError(f"bad receiver {uri!r}: seed={text!r} is not an integer") from None
+        elif key == "realtime":
+            if text.lower() not in ("0", "1", "true", "false"):
+                raise SourceError(f"bad receiver {uri!r}: realtime={text!r} must be 0 or 1")
+            options["realtime"] = text.lower() in ("1", "true")
+        elif key == "tuner":
+            options["tuner"] = text
+        else:
+            raise SourceError(f"bad receiver {uri!r}: unknown key {key!r} (expected {', '.join(SIM_QUERY_KEYS)})")
+    return spec, options
+
+
 def open_sim(uri: str, **options: Any) -> SimSource:
-    """Open ``sim:SCENE`` (a TOML path or a name in ``recordings/scenes/``).
+    """Open ``sim:SCENE`` (a TOML path or a name in ``recordings/scenes/``), optionally with a query
+    (``sim:demo?t0=30``, see :func:`parse_sim_uri`) whose values win over ``options``.
 
     Options: ``seed`` (override the scene seed), ``realtime`` (pace reads to the wall clock), ``tuner``
     (override the scene's tuner profile), ``center_hz``, ``sample_rate_hz``, ``gain_db``, ``ppm``,
     ``start_s`` (scene time of the first sample) and ``emit_stale`` (deliver post-retune stale samples). Other options are ignored, so callers may pass the
     options of every backend.
     """
-    spec = uri[4:] if uri.startswith("sim:") else uri
-    if spec.startswith("//"):
-        spec = spec[2:]
-    if not spec:
-        raise SourceError("sim: needs a scene, e.g. sim:recordings/scenes/demo.toml")
+    spec, query = parse_sim_uri(uri)
+    options = {**options, **query}
     scene = Scene.from_toml(resolve_scene_path(spec), seed=options.get("seed"), tuner=options.get("tuner"))
     kwargs = {k: options[k] for k in ("realtime", "center_hz", "sample_rate_hz", "gain_db", "ppm", "start_s", "emit_stale")
               if options.get(k) is not None}
