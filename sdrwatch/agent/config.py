@@ -183,7 +183,10 @@ class _Table:
         if not math.isfinite(x):
             self.fail(f"must be finite, not {v!r}", key)
         if (x <= lo if lo_open else x < lo) or x > hi:
-            rng = f"{'>' if lo_open else '>='} {lo:g}" if hi == math.inf else f"between {lo:g} and {hi:g}"
+            if lo_open:
+                rng = f"> {lo:g}" + ("" if hi == math.inf else f" and <= {hi:g}")
+            else:
+                rng = f">= {lo:g}" if hi == math.inf else f"between {lo:g} and {hi:g}"
             self.fail(f"must be {rng}{(' ' + unit) if unit else ''}, not {v!r}", key)
         return x
 

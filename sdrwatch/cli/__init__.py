@@ -32,6 +32,7 @@ COMMANDS = {
     "verify": "sdrwatch.cli.verify:verify",
     "confusion": "sdrwatch.cli.confusion:confusion",
     "plan": "sdrwatch.cli.plan:plan",
+    "agent": "sdrwatch.cli.agent:agent",
 }
 
 import warnings  # noqa: E402

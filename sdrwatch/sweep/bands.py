@@ -33,9 +33,9 @@ _STEM_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 def presets_dir() -> Path:
-    from ..radio.profiles import profiles_dir
+    from ..resources import profiles_dir
 
-    return profiles_dir() / "bands"
+    return profiles_dir("bands")
 
 
 def preset_names() -> list[str]:
