@@ -29,6 +29,7 @@ COMMANDS = {
     "plot": "sdrwatch.cli.plot:plot",
     "report": "sdrwatch.cli.report:report",
     "seal": "sdrwatch.cli.seal:seal",
+    "console": "sdrwatch.cli.console:console",
     "verify": "sdrwatch.cli.verify:verify",
     "confusion": "sdrwatch.cli.confusion:confusion",
     "plan": "sdrwatch.cli.plan:plan",
