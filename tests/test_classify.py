@@ -184,8 +184,9 @@ def test_real_captures_get_their_benign_classes():
 
 def test_simulated_gfsk_pager_is_a_pager_not_a_voice_link():
     rows = sim_rows(DEMO, only=("cheat-pager-169.2", "gate-remote-433.92", "public-walkie-409.7625"))
-    got = {r.case.split(" ")[0]: r.label for r in rows}
-    assert got == {"cheat-pager-169.2": "pager-fsk", "gate-remote-433.92": "ism-remote", "public-walkie-409.7625": "walkie-public"}
+    got = {r.case.split(" ")[0]: (r.label, r.covered_by) for r in rows}
+    assert got == {"cheat-pager-169.2": ("pager-fsk", "-"), "gate-remote-433.92": ("ism-remote", "bandplan:srd-315-433"),
+                   "public-walkie-409.7625": ("walkie-public", "bandplan:public-walkie-talkie")}
 
 
 def test_confusion_command_prints_a_markdown_table(tmp_path):
@@ -195,7 +196,7 @@ def test_confusion_command_prints_a_markdown_table(tmp_path):
     empty.mkdir()
     res = CliRunner().invoke(main, ["confusion", "--markdown", "--realdata", str(empty), "--only", "gate-remote-433.92"])
     assert res.exit_code == 0, res.output
-    assert "| sim | gate-remote-433.92 (ook) | ism-remote | ism-remote |" in res.output
+    assert "| sim | gate-remote-433.92 (ook) | ism-remote | ism-remote | 0.06 | ook | bandplan:srd-315-433 |" in res.output
     assert "1/1 labelled as their class" in res.output
 
 

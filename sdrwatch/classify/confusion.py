@@ -72,6 +72,8 @@ class Row:
     emissions: int
     threat_labels: int  # emissions labelled as a threat class
     worst_threat_severity: float  # highest severity among those
+    covered_by: str = "-"  # the band plan entry covering the strongest emission ("-": none, it is alerted)
+    alerted: int = 0  # emissions no band plan entry covers
 
     @property
     def correct(self) -> bool:
@@ -86,13 +88,17 @@ def _row(source: str, case: str, truth: str, rec) -> Row:
     from ..replay import detect
     from .recording import classify_emissions
 
+    from .allowlist import Allowlist, cover, load_bandplan
+
+    plan = Allowlist(load_bandplan())
     labelled = classify_emissions(rec, detect(rec))
     threats = [e for e, _ in labelled if (p := class_named(e.label)) is not None and p.threat]
     if not labelled:
         return Row(source, case, truth, "-", 0.0, "-", 0, 0, 0.0)
     e, f = max(labelled, key=lambda ef: ef[0].peak_dbfs)
+    alerted = sum(cover(x, plan) is None for x, _ in labelled)
     return Row(source, case, truth, e.label, e.severity, f.modulation, len(labelled), len(threats),
-               max((t.severity for t in threats), default=0.0))
+               max((t.severity for t in threats), default=0.0), cover(e, plan) or "-", alerted)
 
 
 def real_rows(realdata_dir: Path) -> list[Row]:
@@ -149,9 +155,9 @@ def sim_rows(scene_path: Path, progress: Callable[[str], None] | None = None, on
 
 
 def table(rows: list[Row], markdown: bool = False) -> str:
-    head = ["source", "case", "truth", "label", "severity", "modulation", "emissions", "threat labels (max sev.)"]
+    head = ["source", "case", "truth", "label", "severity", "modulation", "covered by", "emissions", "alerted", "threat labels (max sev.)"]
     body = [[r.source, r.case, r.truth, r.label + ("" if r.correct else " ✗"), f"{r.severity:.2f}", r.modulation,
-             str(r.emissions), f"{r.threat_labels} ({r.worst_threat_severity:.2f})"] for r in rows]
+             r.covered_by, str(r.emissions), str(r.alerted), f"{r.threat_labels} ({r.worst_threat_severity:.2f})"] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(b) + " |" for b in body]
