@@ -17,6 +17,9 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
 
    which tends to T_gamma as K_ref -> inf and accounts for the baseline's own estimation error
    (a 0.5 dB error in the floor would otherwise raise pfa 20-fold at K=16, §3.4).
+   Both come from ``scipy.special``, the functions ``scipy.stats`` itself calls (and bit-identical
+   to it): ``T_gamma = gammainccinv(K_eff, pfa) / K_eff``, ``T_F = fdtri(2 K_test, 2 K_ref, 1 - pfa)``;
+   importing ``scipy.stats`` would cost a replay about 0.3 s of start-up.
 3. **Robust noise floor** where bins are sometimes occupied: the q-quantile over time of a bin's
    frames (each with K0_eff averages) divided by the Gamma(K0_eff, 1/K0_eff) q-quantile is an unbiased
    mean noise power as long as the bin is free more than q of the time (ITU-R SM.1753-style
@@ -76,8 +79,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.ndimage
-import scipy.stats
+import scipy.special
 
 #: relative precision of the order-statistic noise estimate, as a fraction of the frames' averages
 PERCENTILE_EFFICIENCY = 0.4
@@ -155,7 +157,8 @@ def _window_sums(x: np.ndarray, m: int) -> np.ndarray:
 
 def gamma_threshold(k_eff: float, pfa: float) -> float:
     """T with P(P/s^2 > T) = pfa for the mean of k_eff periodograms of noise (formula 1)."""
-    return float(scipy.stats.gamma.isf(pfa, a=k_eff, scale=1.0 / k_eff))
+    # scipy.stats.gamma.isf(pfa, a=k_eff, scale=1/k_eff), through the special function it calls
+    return float(scipy.special.gammainccinv(k_eff, pfa) * (1.0 / k_eff))
 
 
 def ratio_threshold(k_test: float, k_ref: np.ndarray | float, pfa: float) -> np.ndarray:
@@ -166,18 +169,47 @@ def ratio_threshold(k_test: float, k_ref: np.ndarray | float, pfa: float) -> np.
     k_ref = np.atleast_1d(np.asarray(k_ref, dtype=float))
     uniq, inv = np.unique(k_ref, return_inverse=True)
     vals = np.array(
-        [gamma_threshold(k_test, pfa) if not np.isfinite(u) or u > 1e7 else float(scipy.stats.f.isf(pfa, 2 * k_test, 2 * u)) for u in uniq]
+        [gamma_threshold(k_test, pfa) if not np.isfinite(u) or u > 1e7 else float(scipy.special.fdtri(2 * k_test, 2 * u, 1.0 - pfa)) for u in uniq]
     )
     return vals[inv].reshape(k_ref.shape)
 
 
 def gamma_quantile(k_eff: float, q: float) -> float:
-    return float(scipy.stats.gamma.ppf(q, a=k_eff, scale=1.0 / k_eff))
+    return float(scipy.special.gammaincinv(k_eff, q) * (1.0 / k_eff))
 
 
 def robust_noise_per_bin(frames: np.ndarray, k0_eff: float, q: float = NOISE_QUANTILE) -> np.ndarray:
     """Mean noise power per bin from the q-quantile over time of frames (T, bins) (formula 3)."""
     return (np.quantile(frames, q, axis=0) / gamma_quantile(k0_eff, q)).astype(np.float32)
+
+
+def _running_median(y: np.ndarray, size: int) -> np.ndarray:
+    """Median over ``size`` bins centred on each bin, the edges reflected (d c b a | a b c d), as
+    ``scipy.ndimage.median_filter(y, size, mode="reflect")`` computes it (numpy only: no ndimage import)."""
+    if size % 2 == 0 or size > len(y):
+        import scipy.ndimage
+
+        return scipy.ndimage.median_filter(y, size=size, mode="reflect")
+    half = size // 2
+    win = np.lib.stride_tricks.sliding_window_view(np.pad(y, half, mode="symmetric"), size)
+    return np.median(win, axis=1)
+
+
+def _dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """Grow runs of True by one bin each side per iteration (binary dilation, outside counts False)."""
+    out = mask.copy()
+    for _ in range(iterations):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        out = grown
+    return out
+
+
+def _running_max(x: np.ndarray, size: int) -> np.ndarray:
+    """Max over ``size`` (odd) bins centred on each bin, the edge values repeated beyond the ends."""
+    half = size // 2
+    return np.lib.stride_tricks.sliding_window_view(np.pad(x, half, mode="edge"), size).max(axis=1)
 
 
 def frequency_floor(noise_bin: np.ndarray, window_bins: int | None = None) -> np.ndarray:
@@ -193,11 +225,11 @@ def frequency_floor(noise_bin: np.ndarray, window_bins: int | None = None) -> np
     if window_bins is None:
         window_bins = max(31, n // 2) | 1
     y = 10 * np.log10(np.maximum(noise_bin.astype(np.float64), 1e-30))
-    local = scipy.ndimage.median_filter(y, size=min(window_bins, n), mode="reflect")
+    local = _running_median(y, min(window_bins, n))
     busy = y > local + BUSY_DB
     if not busy.any():
         return noise_bin.astype(np.float32)
-    busy = scipy.ndimage.binary_dilation(busy, iterations=2)
+    busy = _dilate(busy, 2)
     if busy.all():
         return noise_bin.astype(np.float32)
     idx = np.arange(n)
@@ -254,12 +286,37 @@ class DetectionBatch:
     channel_bins: np.ndarray
     obw_bins: np.ndarray
 
+    _FIELDS = ("window", "lo_bin", "hi_bin", "center_bin", "power_dbfs", "snr_db", "margin_db", "changed", "channel_bins", "obw_bins")
+
     def __len__(self) -> int:
         return len(self.window)
 
     @classmethod
-    def from_lists(cls, per_window: list[list[Detection]]) -> "DetectionBatch":
-        rows = [(w, d) for w, ds in enumerate(per_window) for d in ds]
+    def empty(cls) -> "DetectionBatch":
+        i, f = np.zeros(0, np.int64), np.zeros(0)
+        return cls(i, i, i, f, f, f, f, np.zeros(0, bool), i, f)
+
+    def take(self, sel: np.ndarray) -> "DetectionBatch":
+        return DetectionBatch(*(getattr(self, k)[sel] for k in self._FIELDS))
+
+    @classmethod
+    def concat(cls, parts: list["DetectionBatch"]) -> "DetectionBatch":
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in cls._FIELDS))
+
+    def sorted(self) -> "DetectionBatch":
+        return self.take(np.lexsort((self.lo_bin, self.window)))
+
+    def per_window(self, n_windows: int) -> list[list[Detection]]:
+        out: list[list[Detection]] = [[] for _ in range(n_windows)]
+        for i in range(len(self)):
+            out[int(self.window[i])].append(Detection(
+                lo_bin=int(self.lo_bin[i]), hi_bin=int(self.hi_bin[i]), center_bin=float(self.center_bin[i]),
+                power_dbfs=float(self.power_dbfs[i]), snr_db=float(self.snr_db[i]), margin_db=float(self.margin_db[i]),
+                changed=bool(self.changed[i]), channel_bins=int(self.channel_bins[i]), obw_bins=float(self.obw_bins[i])))
+        return out
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, Detection]]) -> "DetectionBatch":
         col = lambda f, dt: np.fromiter((f(w, d) for w, d in rows), dt, len(rows))  # noqa: E731
         return cls(
             window=col(lambda w, d: w, np.int64),
@@ -273,6 +330,10 @@ class DetectionBatch:
             channel_bins=col(lambda w, d: d.channel_bins, np.int64),
             obw_bins=col(lambda w, d: d.obw_bins, float),
         )
+
+    @classmethod
+    def from_lists(cls, per_window: list[list[Detection]]) -> "DetectionBatch":
+        return cls.from_rows([(w, d) for w, ds in enumerate(per_window) for d in ds])
 
 
 @dataclass
@@ -328,7 +389,7 @@ class HopDetector:
                 occ |= hold > noise * ratio_threshold(float(k_row), ref.noise_dof, pfa)
             size = 2 * cfg.slop_bins + 1
             occupied = _guard(occ, cfg.slop_bins, GUARD_FRACTION)
-            envelope = scipy.ndimage.maximum_filter1d(ref.maxhold.max(axis=0), size, mode="nearest")
+            envelope = _running_max(ref.maxhold.max(axis=0), size)
             margin = 10 ** (cfg.margin_db / 10)
             upper = np.where(occupied, np.maximum(upper, envelope * margin), upper)
             lower = np.where(occupied, np.maximum(lower, envelope), lower)
@@ -354,37 +415,35 @@ class HopDetector:
         """Emissions in one window's mean power (bins,), per formulas 4-9."""
         return self.detect_many(power[None, :], scale_index, n_frames)[0]
 
-    def detect_batch(self, means: np.ndarray, scale_index: int, n_frames: int) -> DetectionBatch:
-        """As :meth:`detect_many`, as arrays."""
-        return DetectionBatch.from_lists(self.detect_many(means, scale_index, n_frames))
-
     def detect_many(self, means: np.ndarray, scale_index: int, n_frames: int) -> list[list[Detection]]:
-        """Emissions in each of several windows' mean power (windows, bins), per formulas 4-9.
+        """Emissions in each of several windows' mean power (windows, bins), per formulas 4-9."""
+        return self.detect_batch(means, scale_index, n_frames).per_window(len(means))
 
-        The per-bin stage runs on all windows at once (runs found on the flattened, padded rows);
-        only windows with something in them go through the channel and splatter stages.
+    def detect_batch(self, means: np.ndarray, scale_index: int, n_frames: int) -> DetectionBatch:
+        """Emissions in each of several windows' mean power (windows, bins), per formulas 4-9, as
+        arrays sorted by window then lowest bin.
+
+        Every stage runs on all windows at once: the per-bin clusters on the flattened, padded rows;
+        the summed-bin (channel) test only on windows long enough for it; known-emitter splatter, the
+        change-in-total test and splatter between runs on the detections' arrays.
         """
+        means = np.asarray(means)
         th = self.thresholds(scale_index, n_frames)
-        out: list[list[Detection]] = [[] for _ in range(len(means))]
-        for w, d in self._bin_stage(means, th):
-            out[w].append(d)
-        use_channels = n_frames >= self.cfg.channel_min_frames and th.channels
-        for w in range(len(means)):
-            dets = out[w]
-            if use_channels:
-                dets = self._channel_stage(means[w], th, dets)
-            if dets and th.occupied_runs:
-                dets = self._absorb_known_splatter(dets, means[w], th.occupied_runs)
-                dets = [d for d in dets if not d.changed or self._changed_in_total(d, means[w], th)]
-            out[w] = self._absorb_splatter(dets) if len(dets) > 1 else dets
-        return out
+        b = self._bin_stage(means, th)
+        if n_frames >= self.cfg.channel_min_frames and th.channels:
+            b = self._channel_stage(means, th, b)
+        if len(b) and th.occupied_runs:
+            b = b.take(self._not_known_splatter(b, means, th) & self._changed_in_total(b, means, th))
+        if len(b) > 1:
+            b = b.take(self._not_splatter(b))
+        return b
 
-    def _bin_stage(self, means: np.ndarray, th: _ScaleThresholds) -> list[tuple[int, Detection]]:
+    def _bin_stage(self, means: np.ndarray, th: _ScaleThresholds) -> DetectionBatch:
         """Per-bin clusters (formula 6) and their extraction (formula 9), vectorised over windows."""
         up = means > th.upper
         rows = np.flatnonzero(up.any(axis=1))
         if not rows.size:
-            return []
+            return DetectionBatch.empty()
         p = means[rows].astype(np.float64)
         nw, nb = p.shape
         low = p > th.lower
@@ -397,7 +456,7 @@ class HopDetector:
         rs = np.flatnonzero(edges == 1) + 1  # flat index of each run's first bin
         re = np.flatnonzero(edges == -1) + 1  # one past its last bin
         if not rs.size:
-            return []
+            return DetectionBatch.empty()
 
         def padded(values: np.ndarray) -> np.ndarray:
             a = np.zeros((nw, width), dtype=np.float64)
@@ -413,9 +472,8 @@ class HopDetector:
         keep = (hits >= need) & ((re - rs) >= self.cfg.min_bins)
         rs, re = rs[keep], re[keep]
         if not rs.size:
-            return []
-        noise = np.broadcast_to(self.ref.noise_power.astype(np.float64), (nw, nb))
-        pw, nz = padded(p), padded(noise)
+            return DetectionBatch.empty()
+        pw, nz = padded(p), padded(np.broadcast_to(self.ref.noise_power.astype(np.float64), (nw, nb)))
         ex = np.maximum(pw - nz, 0.0)
         col = np.tile(np.arange(-1, nb + 1, dtype=np.float64), nw)
         cum_ex = np.concatenate(([0.0], np.cumsum(ex)))
@@ -430,68 +488,108 @@ class HopDetector:
         ratio = np.maximum.reduceat(pw / np.maximum(padded(np.broadcast_to(th.upper, (nw, nb))), 1e-300), bounds)[::2]
         occupied = run_sums(padded(np.broadcast_to(th.core, (nw, nb))))
         row_of, first = np.divmod(rs, width)
+        ok = tot > 0
+        lo = first - 1
+        return DetectionBatch(
+            window=rows[row_of][ok],
+            lo_bin=lo[ok],
+            hi_bin=(lo + (re - rs) - 1)[ok],
+            center_bin=center[ok],
+            power_dbfs=10 * np.log10(tot[ok] / self.enbw),
+            snr_db=10 * np.log10(tot[ok] / np.maximum(noise_tot[ok], 1e-30)),
+            margin_db=10 * np.log10(ratio[ok]),
+            changed=occupied[ok] > 0,
+            channel_bins=np.zeros(int(ok.sum()), dtype=np.int64),
+            obw_bins=obw[ok],
+        )
+
+    def _channel_stage(self, means: np.ndarray, th: _ScaleThresholds, b: DetectionBatch) -> DetectionBatch:
+        """Summed-bin tests (formula 8) on each window; runs overlapping a per-bin emission are it."""
+        nw, nb = means.shape
+        # bins covered by per-bin detections, per window (prefix sums answer "any in lo..hi?")
+        cover = np.zeros((nw, nb + 1), dtype=np.int32)
+        np.add.at(cover, (b.window, b.lo_bin), 1)
+        np.add.at(cover, (b.window, b.hi_bin + 1), -1)
+        covered = np.cumsum(cover, axis=1)[:, :nb] > 0
+        cov_cum = np.concatenate([np.zeros((nw, 1), np.int64), np.cumsum(covered, axis=1)], axis=1)
+        cum_p = np.concatenate([np.zeros((nw, 1)), np.cumsum(means, axis=1, dtype=np.float64)], axis=1)
         found = []
-        for i in np.flatnonzero(tot > 0):
-            lo = int(first[i]) - 1
-            found.append((int(rows[row_of[i]]), Detection(
-                lo_bin=lo,
-                hi_bin=lo + int(re[i] - rs[i]) - 1,
-                center_bin=float(center[i]),
-                power_dbfs=float(10 * np.log10(tot[i] / self.enbw)),
-                snr_db=float(10 * np.log10(tot[i] / max(noise_tot[i], 1e-30))),
-                margin_db=float(10 * np.log10(ratio[i])),
-                changed=bool(occupied[i] > 0),
-                obw_bins=float(obw[i]),
-            )))
-        return found
-
-    def _channel_stage(self, power: np.ndarray, th: _ScaleThresholds, out: list[Detection]) -> list[Detection]:
-        """Summed-bin tests (formula 8) on one window; runs overlapping a per-bin emission are it."""
-        out = list(out)
+        claimed: dict[int, np.ndarray] = {}  # per window: bins of the detections so far
         for m, (noise_sum, f_up, f_low, free) in th.channels.items():
-            sums = _window_sums(power, m)
+            sums = cum_p[:, m:] - cum_p[:, :-m]
             up = (sums > noise_sum * f_up) & free
-            if not up.any():
-                continue
-            starts, ends = _runs((sums > noise_sum * f_low) & free, up, 1)
-            for s, e in zip(starts, ends):
-                lo, hi = int(s), int(e + m - 2)  # bins covered by the run of windows (inclusive)
-                if any(d.lo_bin <= hi and d.hi_bin >= lo for d in out):
+            for w in np.flatnonzero(up.any(axis=1)):
+                starts, ends = _runs((sums[w] > noise_sum * f_low) & free, up[w], 1)
+                if not len(starts):
                     continue
-                over = float(np.max(sums[s:e] / (noise_sum[s:e] * f_up)))
-                d = self._extract(power, lo, hi, over, False, width_bins=max(m, int(e - s)))
-                if d is not None:
-                    d.channel_bins = m
-                    out.append(d)
-        return out
+                lo, hi = starts, ends + m - 2  # bins covered by the run of windows (inclusive)
+                clear = (cov_cum[w, hi + 1] - cov_cum[w, lo]) == 0
+                mine = claimed.get(int(w))
+                if mine is None:
+                    mine = claimed[int(w)] = covered[w].copy()
+                for s_, e_, lo_, hi_ in zip(starts[clear], ends[clear], lo[clear], hi[clear]):
+                    if mine[lo_: hi_ + 1].any():  # overlaps a channel run found just before
+                        continue
+                    over = float(np.max(sums[w, s_:e_] / (noise_sum[s_:e_] * f_up)))
+                    d = self._extract(means[w], int(lo_), int(hi_), over, False, width_bins=max(m, int(e_ - s_)))
+                    if d is not None:
+                        d.channel_bins = m
+                        found.append((int(w), d))
+                        mine[d.lo_bin: d.hi_bin + 1] = True
+        if not found:
+            return b
+        extra = DetectionBatch.from_rows(found)
+        return DetectionBatch.concat([b, extra]).sorted()
 
-    def _absorb_known_splatter(self, dets: list[Detection], power: np.ndarray, runs: list) -> list[Detection]:
-        """Drop new runs that are the skirts of a much stronger known emitter on now (formula 7)."""
-        kept = []
-        for d in dets:
-            if d.changed:
-                kept.append(d)
-                continue
-            near = False
-            for a, b in runs:
-                if max(a - d.hi_bin, d.lo_bin - b + 1) <= max(self.cfg.slop_bins, KNOWN_SPLATTER_FRACTION * (b - a)):
-                    run_dbfs = 10 * np.log10(max(float(power[a:b].sum()), 1e-30) / self.enbw)
-                    if run_dbfs - d.power_dbfs >= self.cfg.splatter_db:
-                        near = True
-                        break
-            if not near:
-                kept.append(d)
-        return kept
+    def _not_known_splatter(self, b: DetectionBatch, means: np.ndarray, th: _ScaleThresholds) -> np.ndarray:
+        """False for new runs that are the skirts of a much stronger known emitter on now (formula 7)."""
+        keep = np.ones(len(b), dtype=bool)
+        cand = np.flatnonzero(~b.changed)
+        if not cand.size:
+            return keep
+        ra = np.array([r[0] for r in th.occupied_runs])
+        rb = np.array([r[1] for r in th.occupied_runs])
+        g = np.maximum(self.cfg.slop_bins, KNOWN_SPLATTER_FRACTION * (rb - ra))
+        reach = float(g.max())
+        lo, hi, w = b.lo_bin[cand], b.hi_bin[cand], b.window[cand]
+        # runs that can be near: b > lo - reach - 1 and a < hi + reach + 1 (runs are disjoint, sorted)
+        i0 = np.searchsorted(rb, lo - reach - 1, side="right")
+        i1 = np.searchsorted(ra, hi + reach + 1, side="left")
+        cum_p = np.concatenate([np.zeros((len(means), 1)), np.cumsum(means, axis=1, dtype=np.float64)], axis=1)
+        drop = np.zeros(len(cand), dtype=bool)
+        for j in range(int(np.max(i1 - i0, initial=0))):
+            r = i0 + j
+            ok = r < i1
+            rr = np.minimum(r, len(ra) - 1)
+            near = np.maximum(ra[rr] - hi, lo - rb[rr] + 1) <= g[rr]
+            run_dbfs = 10 * np.log10(np.maximum(cum_p[w, rb[rr]] - cum_p[w, ra[rr]], 1e-30) / self.enbw)
+            drop |= ok & near & (run_dbfs - b.power_dbfs[cand] >= self.cfg.splatter_db)
+        keep[cand[drop]] = False
+        return keep
 
-    def _changed_in_total(self, d: Detection, power: np.ndarray, th: _ScaleThresholds) -> bool:
+    def _changed_in_total(self, b: DetectionBatch, means: np.ndarray, th: _ScaleThresholds) -> np.ndarray:
         """A known emitter has changed only if the power over it and the detection, all bins together,
         stands ``margin_db`` over the envelope there: an FM station moving its energy between its own
-        bins with the programme is not a change (formula 4)."""
-        lo, hi = d.lo_bin, d.hi_bin + 1
-        for a, b in th.occupied_runs:
-            if a < hi and b > lo:
-                lo, hi = min(lo, a), max(hi, b)
-        return float(power[lo:hi].sum()) > float(th.envelope[lo:hi].sum()) * 10 ** (self.cfg.margin_db / 10)
+        bins with the programme is not a change (formula 4). True for detections that are not changes."""
+        keep = np.ones(len(b), dtype=bool)
+        cand = np.flatnonzero(b.changed)
+        if not cand.size:
+            return keep
+        ra = np.array([r[0] for r in th.occupied_runs])
+        rb = np.array([r[1] for r in th.occupied_runs])
+        lo, hi = b.lo_bin[cand], b.hi_bin[cand] + 1
+        i0 = np.searchsorted(rb, lo, side="right")  # first run ending after lo
+        i1 = np.searchsorted(ra, hi, side="left")  # runs starting before hi are below this
+        any_run = i0 < i1
+        lo = np.where(any_run, np.minimum(lo, ra[np.minimum(i0, len(ra) - 1)]), lo)
+        hi = np.where(any_run, np.maximum(hi, rb[np.maximum(i1 - 1, 0)]), hi)
+        w = b.window[cand]
+        cum_p = np.concatenate([np.zeros((len(means), 1)), np.cumsum(means, axis=1, dtype=np.float64)], axis=1)
+        cum_e = np.concatenate(([0.0], np.cumsum(th.envelope, dtype=np.float64)))
+        p_tot = cum_p[w, hi] - cum_p[w, lo]
+        e_tot = cum_e[hi] - cum_e[lo]
+        keep[cand] = p_tot > e_tot * 10 ** (self.cfg.margin_db / 10)
+        return keep
 
     def _extract(self, power: np.ndarray, s: int, e: int, over: float, changed: bool, width_bins: int | None = None) -> Detection | None:
         """Centre, power, SNR of the bins s..e-1 (formula 9). ``width_bins`` overrides the extent."""
@@ -519,14 +617,43 @@ class HopDetector:
             obw_bins=max(obw, 1.0),
         )
 
-    def _absorb_splatter(self, dets: list[Detection]) -> list[Detection]:
-        """Drop runs that are the splatter of a much stronger run nearby (formula 7)."""
-        kept: list[Detection] = []
-        for d in sorted(dets, key=lambda d: -d.power_dbfs):
-            if not any(
-                k.power_dbfs - d.power_dbfs >= self.cfg.splatter_db
-                and max(k.lo_bin - d.hi_bin, d.lo_bin - k.hi_bin) <= 2 * (k.hi_bin - k.lo_bin + 1)
-                for k in kept
-            ):
-                kept.append(d)
-        return sorted(kept, key=lambda d: d.lo_bin)
+    def _not_splatter(self, b: DetectionBatch) -> np.ndarray:
+        """False for runs that are the splatter of a much stronger run nearby in the same window
+        (formula 7): a run is absorbed by a stronger run that is itself kept, at least ``splatter_db``
+        stronger and within twice its width. Pairs are found by sorted search, not all against all."""
+        n = len(b)
+        width = b.hi_bin - b.lo_bin + 1
+        reach = 2 * width
+        # key orders detections by window, then lowest bin (as they are sorted)
+        span = int(max(b.hi_bin.max(initial=0), 0)) + 4 * int(width.max(initial=1)) + 8
+        key = b.window * span + b.lo_bin
+        lo_key = b.window * span + b.lo_bin - reach - int(width.max(initial=1))
+        hi_key = b.window * span + b.hi_bin + reach
+        a0 = np.searchsorted(key, lo_key, side="left")
+        a1 = np.searchsorted(key, hi_key, side="right")
+        strong_i, weak_i = [], []
+        for j in range(int(np.max(a1 - a0, initial=0))):
+            other = a0 + j
+            ok = other < a1
+            o = np.minimum(other, n - 1)
+            ok &= (b.window[o] == b.window) & (o != np.arange(n))
+            ok &= b.power_dbfs - b.power_dbfs[o] >= self.cfg.splatter_db
+            ok &= np.maximum(b.lo_bin - b.hi_bin[o], b.lo_bin[o] - b.hi_bin) <= reach
+            strong_i.append(np.flatnonzero(ok))
+            weak_i.append(o[ok])
+        keep = np.ones(n, dtype=bool)
+        if not strong_i:
+            return keep
+        k_idx, d_idx = np.concatenate(strong_i), np.concatenate(weak_i)
+        if not k_idx.size:
+            return keep
+        # the greedy rule (strongest first, only kept runs absorb) as a fixed point: the dependency
+        # runs from stronger to weaker, so it settles within the length of the longest chain
+        for _ in range(n + 1):
+            absorbed = np.zeros(n, dtype=bool)
+            absorbed[d_idx[keep[k_idx]]] = True
+            new = ~absorbed
+            if np.array_equal(new, keep):
+                break
+            keep = new
+        return keep

@@ -344,18 +344,14 @@ class Tracker:
         if not n:
             return
         t0, t1, c, bw, pw, snr, mg = cols
+        bw_exact = np.where(approx, np.nan, bw)
+        weight = 10 ** (pw / 10)
         pending = np.arange(n)
         while pending.size:
             k = self._match(c[pending], bw[pending], t0[pending])
             got = k >= 0
             if got.any():
-                tracks = [self._tracks[i] for i in np.unique(k[got])]
-                sel, kk = pending[got], k[got]
-                order = np.argsort(kk, kind="stable")
-                sel, kk = sel[order], kk[order]
-                bounds = np.flatnonzero(np.diff(kk)) + 1
-                for tr, idx in zip(tracks, np.split(sel, bounds)):
-                    self._apply(tr, scale_index, idx, t0, t1, c, bw, pw, snr, mg, nov, approx)
+                self._apply_groups(scale_index, pending[got], k[got], t0, t1, c, bw, bw_exact, pw, snr, mg, nov, approx, weight)
             pending = pending[~got]
             if not pending.size:
                 break
@@ -363,37 +359,58 @@ class Tracker:
             tr = Track(self._next_id, c[first], bw[first], bool(approx[first]), hop_center_hz)
             self._next_id += 1
             self._insert(tr)
-            self._apply(tr, scale_index, pending[:1], t0, t1, c, bw, pw, snr, mg, nov, approx)
+            self._apply_groups(scale_index, pending[:1], np.array([self._tracks.index(tr)]), t0, t1, c, bw, bw_exact, pw, snr, mg, nov, approx, weight)
             pending = pending[1:]
 
-    def _apply(self, tr: Track, si: int, idx: np.ndarray, t0, t1, c, bw, pw, snr, mg, nov, approx) -> None:
-        ex = idx[~approx[idx]]
-        if ex.size:
-            if tr.approximate:  # the first exact detection sets centre and width
-                self._remove(tr)
-                tr.center_hz, tr.bw_hz, tr.approximate = float(c[ex[0]]), float(bw[ex[0]]), False
-                self._insert(tr)
-            tr.bw_hz = max(tr.bw_hz, float(bw[ex].max()))
-            self._max_bw = max(self._max_bw, tr.bw_hz)
-        tr.last_s = max(tr.last_s, float(t1[idx].max()))
-        tr.start_s = min(tr.start_s, float(t0[idx].min()))
-        p = pw[idx]
-        tr.peak_dbfs = max(tr.peak_dbfs, float(p.max()))
-        tr.novelty = max(tr.novelty, int(nov[idx].max()))
-        tr.snr_db = max(tr.snr_db, float(snr[idx].max()))
-        w = 10 ** (p / 10)
-        tr.weight_sum += float(w.sum())
-        tr.center_acc += float(np.dot(w, c[idx]))
-        h = tr.hits.get(si)
-        if h is None:
-            h = tr.hits[si] = _Hits()
-        h.add((t0[idx], t1[idx], p, mg[idx], np.where(approx[idx], np.nan, bw[idx])))
-        if h.n > HIT_CAP:
-            h.summarise(tr.peak_dbfs - FRAGMENT_DB, GAP_WINDOWS * self.scales_s[si])
-        tr.dirty = True
-        if not tr.solid and float(mg[idx].max()) >= SOLID_MARGIN_DB:
-            tr.solid = True
-            self.newly_solid.append(tr)
+    def _apply_groups(self, si: int, sel: np.ndarray, kk: np.ndarray, t0, t1, c, bw, bw_exact, pw, snr, mg, nov, approx, weight) -> None:
+        """Add detections ``sel`` to the open tracks ``kk`` (indices as sorted now), a group per track."""
+        order = np.argsort(kk, kind="stable")
+        sel, kk = sel[order], kk[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(kk)) + 1]
+        tracks = [self._tracks[i] for i in kk[starts]]
+        g_t0, g_t1, g_c, g_pw, g_mg, g_bwx = t0[sel], t1[sel], c[sel], pw[sel], mg[sel], bw_exact[sel]
+        g_ex = ~approx[sel]
+        last = np.maximum.reduceat(g_t1, starts)
+        first_t = np.minimum.reduceat(g_t0, starts)
+        peak = np.maximum.reduceat(g_pw, starts)
+        novelty = np.maximum.reduceat(nov[sel], starts)
+        snr_max = np.maximum.reduceat(snr[sel], starts)
+        g_w = weight[sel]
+        wsum = np.add.reduceat(g_w, starts)
+        csum = np.add.reduceat(g_w * g_c, starts)
+        mg_max = np.maximum.reduceat(g_mg, starts)
+        has_ex = np.logical_or.reduceat(g_ex, starts)
+        bw_max = np.fmax.reduceat(g_bwx, starts)
+        ends = np.r_[starts[1:], len(sel)]
+        cap, gap = HIT_CAP, GAP_WINDOWS * self.scales_s[si]
+        for j, tr in enumerate(tracks):
+            a, b = int(starts[j]), int(ends[j])
+            if has_ex[j]:
+                if tr.approximate:  # the first exact detection sets centre and width
+                    fe = a + int(np.argmax(g_ex[a:b]))
+                    self._remove(tr)
+                    tr.center_hz, tr.bw_hz, tr.approximate = float(g_c[fe]), float(bw[sel[fe]]), False
+                    self._insert(tr)
+                tr.bw_hz = max(tr.bw_hz, float(bw_max[j]))
+                if tr.bw_hz > self._max_bw:
+                    self._max_bw = tr.bw_hz
+            tr.last_s = max(tr.last_s, float(last[j]))
+            tr.start_s = min(tr.start_s, float(first_t[j]))
+            tr.peak_dbfs = max(tr.peak_dbfs, float(peak[j]))
+            tr.novelty = max(tr.novelty, int(novelty[j]))
+            tr.snr_db = max(tr.snr_db, float(snr_max[j]))
+            tr.weight_sum += float(wsum[j])
+            tr.center_acc += float(csum[j])
+            h = tr.hits.get(si)
+            if h is None:
+                h = tr.hits[si] = _Hits()
+            h.add((g_t0[a:b], g_t1[a:b], g_pw[a:b], g_mg[a:b], g_bwx[a:b]))
+            if h.n > cap:
+                h.summarise(tr.peak_dbfs - FRAGMENT_DB, gap)
+            tr.dirty = True
+            if not tr.solid and mg_max[j] >= SOLID_MARGIN_DB:
+                tr.solid = True
+                self.newly_solid.append(tr)
 
     # -- closing ------------------------------------------------------------------------------------
     def _join(self, tracks: list[Track]) -> list[tuple[Track, list[Track]]]:
