@@ -26,10 +26,12 @@ NEW_CHANNEL = 37
 NEW_LABEL = "new-transmitter"
 
 
-def crowded_scene(n_emitters: int = 150, *, seed: int = 7, new_from_s: float | None = None, new_snr_db: float = 15.0):
+def crowded_scene(n_emitters: int = 150, *, seed: int = 7, new_from_s: float | None = None, new_snr_db: float = 15.0,
+                  kinds: tuple[str, ...] = ("nbfm", "cw", "fsk")):
     """A :class:`~sdrwatch.radio.sim.Scene` with ``n_emitters`` benign emitters in the band around
-    CENTER_HZ (always on: NBFM voice, carriers and 2-FSK data at 10-25 dB in-band SNR), and, when
-    ``new_from_s`` is given, one new NBFM transmitter in channel NEW_CHANNEL from then on."""
+    CENTER_HZ (always on, cycling through ``kinds``: NBFM voice links, carriers and 2-FSK data at
+    10-25 dB in-band SNR), and, when ``new_from_s`` is given, one new NBFM transmitter in channel
+    NEW_CHANNEL from then on."""
     from .radio.sim import Scene
 
     rng = np.random.default_rng(seed)
@@ -41,7 +43,7 @@ def crowded_scene(n_emitters: int = 150, *, seed: int = 7, new_from_s: float | N
     picked = sorted(rng.choice(chans, size=n_emitters, replace=False).tolist()) if n_emitters else []
     emitters = []
     for i, k in enumerate(picked):
-        kind = ("nbfm", "cw", "fsk")[i % 3]
+        kind = kinds[i % len(kinds)]
         e = {"kind": kind, "label": f"benign-{i}", "freq_hz": CENTER_HZ + k * CHANNEL_HZ, "snr_db": float(rng.uniform(10, 25))}
         if kind == "fsk":
             e["deviation_hz"] = 2500.0
