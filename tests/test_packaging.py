@@ -110,7 +110,7 @@ def test_the_installed_wheel_labels_a_replay(venv):
 
 
 def test_the_installed_wheel_runs_the_demo(venv):
-    proc = _in_venv(venv, "demo")
+    proc = _in_venv(venv, "demo", "--replay-only")
     assert proc.stdout.count("ground truth: threats found") == 5, proc.stdout[-2000:]
     assert "false alarms 0" in proc.stdout and "pager-fsk" in proc.stdout
 

@@ -45,6 +45,10 @@ def test_uptime_counts_heartbeat_coverage():
     assert report.uptime(range(0, 601, 60), 0, 600) == 1.0
     assert report.uptime([], 0, 600) == 0.0
     assert report.uptime([0, 60, 120, 480, 540, 600], 0, 600) == pytest.approx(300 / 600)  # a 6-minute outage
+    # no heartbeat history: agent runs from start to stop (or last contact)
+    assert report.contact_uptime([(0, 200), (300, 600)], 0, 600) == pytest.approx(500 / 600)
+    assert report.contact_uptime([(-100, 50), (40, 120)], 0, 600) == pytest.approx(120 / 600)
+    assert report.contact_uptime([], 0, 600) == 0.0
 
 
 def test_report_opens_in_chromium_with_every_alert_and_prints_one_section_per_page(db, tmp_path):

@@ -1,4 +1,5 @@
-"""``sdrwatch demo``: the replay-first demo on the shipped regression recordings."""
+"""``sdrwatch demo``: the whole station on simulated sites (``sdrwatch.views.demo``); ``--replay-only``: the
+shipped regression recordings replayed and scored."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,17 +23,37 @@ def recordings_dir() -> Path:
 
 
 @click.command()
-@click.option("--recordings", "rec_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder of recordings (default: the shipped ones).")
-def demo(rec_dir):
-    """Replay the shipped recordings against their baselines and score them against ground truth.
+@click.option("--duration", "duration_s", type=click.FloatRange(5, 1e6), default=120.0, show_default=True, help="Seconds the station runs (Ctrl-C ends it earlier).")
+@click.option("--work", "work", type=click.Path(file_okay=False, path_type=Path), default=Path("sdrwatch-demo"), show_default=True,
+              help="Work folder (keys, site configs, collector database, outputs); replaced on the next run.")
+@click.option("--replay-only", "replay_only", is_flag=True, help="Only replay and score the shipped recordings (no station).")
+@click.option("--recordings", "rec_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="With --replay-only: folder of recordings (default: the shipped ones).")
+def demo(duration_s, work, replay_only, rec_dir):
+    """The whole station on this machine, no hardware: three simulated exam sites, their agents, the
+    ZeroMQ+CURVE link, the collector, the console, then the report and the sealed records.
 
-    Each recording is a SigMF capture made by the sdrwatch scene simulator, annotated with the
-    emitters it contains; the table shows what sdrwatch raised and the line below it the score.
+    One site has a cheater whose pager keys up after about 20 s, one only benign users, one loses its
+    antenna partway. On a terminal the console shows it live (q ends it); otherwise it prints log
+    lines. At the end it writes the plots, the session's duty report (HTML, and PDF when Chromium is
+    installed) and the sealed archive into WORK/out and says where.
 
     \b
-    Example:
-      sdrwatch demo
+    Examples:
+      sdrwatch demo                         # two minutes, console on the terminal
+      sdrwatch demo --duration 90 --work /tmp/demo
+      sdrwatch demo --replay-only           # replay and score the shipped recordings
     """
+    import sys
+
+    if replay_only:
+        return replay_demo(rec_dir)
+    from ..views.demo import run_demo
+
+    run_demo(work, duration_s, interactive=sys.stdin.isatty() and sys.stdout.isatty())
+
+
+def replay_demo(rec_dir):
+    """Replay the shipped recordings against their baselines and score them against ground truth."""
     from ..errors import SdrwatchError
     from ..evaluate import score
     from ..radio.file import open_recording

@@ -12,8 +12,9 @@ import click
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @click.option("--pdf", "pdf", type=click.Path(dir_okay=False), default=None, help="Also print it to this PDF (headless Chromium).")
 @click.option("--evidence-root", "roots", multiple=True, type=click.Path(file_okay=False), help="Folder to look for evidence files in (repeatable).")
+@click.option("--spectrum-log", "logs", multiple=True, metavar="SITE=CSV", help="A site's spectrum log (agent --spectrum-log, UTC) for the top alerts' spectra when the collector has no snapshot (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line with what the report holds.")
-def report(db_path, session, output, pdf, roots, as_json):
+def report(db_path, session, output, pdf, roots, logs, as_json):
     """Write the duty report of one exam session: sites and uptime, receiver health, every alert
     with its disposition and operator, the timeline, the top alerts' spectra and evidence, and the
     evidence hashes. It prints on A4, one section per page.
@@ -26,7 +27,15 @@ def report(db_path, session, output, pdf, roots, as_json):
 
     from ..views.report import write_report
 
-    data = write_report(db_path, session, output, pdf=pdf, evidence_roots=[Path(r) for r in roots])
+    from ..errors import SdrwatchError
+
+    spectrum_logs = {}
+    for item in logs:
+        site, sep, path = item.partition("=")
+        if not sep or not site or not path:
+            raise SdrwatchError(f"--spectrum-log {item!r}: expected SITE=CSV, e.g. school-12=state/spectrum.csv")
+        spectrum_logs[site] = Path(path)
+    data = write_report(db_path, session, output, pdf=pdf, evidence_roots=[Path(r) for r in roots], spectrum_logs=spectrum_logs)
     if as_json:
         click.echo(json.dumps({"html": str(output), "pdf": pdf, "session": session, "sites": len(data.sites), "alerts": len(data.alerts),
                                "without_disposition": sum(1 for a in data.alerts if a.get("disposition") is None),

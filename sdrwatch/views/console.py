@@ -118,7 +118,7 @@ class ConsoleState:
         if r.get("site"):
             self.site(r["site"])
         self.alerts[aid] = new
-        changed = old is None or any(old.get(k) != new.get(k) for k in ("state", "severity", "label", "event"))
+        changed = old is None or any(old.get(k) != new.get(k) for k in ("state", "label"))
         return changed
 
     @staticmethod
@@ -422,7 +422,7 @@ def plot_alert(state: ConsoleState, alert: dict, out_dir: Path, evidence_roots=(
                                receiver=alert.get("receiver"), time=snap.get("time")).path
 
 
-def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roots=()):
+def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roots=(), duration_s: float | None = None, title: str | None = None):
     """Build the Textual app (imported here so plain log mode and tests need no terminal)."""
     from rich.text import Text
     from textual.app import App, ComposeResult
@@ -493,12 +493,15 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
             Binding("f", "site_filter", "site filter"),
             Binding("p", "plot", "plot"),
             Binding("q", "quit", "quit"),
+            Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         ]
 
         def __init__(self):
             super().__init__()
             self.state = ConsoleState()
             self.sub_title = f"operator {operator}"
+            if title:
+                self.title = title
             self.severity_index = 0
             self.site_filter: str | None = None
             self.status_text = "connecting"
@@ -522,6 +525,8 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
             self.feed = feed_factory(self._records_from_thread, self._status_from_thread, self._sent_from_thread)
             self.feed.start()
             self.set_interval(0.25, self.redraw)
+            if duration_s is not None:
+                self.set_timer(duration_s, self.exit)
 
         def on_unmount(self) -> None:
             if self.feed is not None:

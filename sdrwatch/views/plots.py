@@ -753,12 +753,19 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
     if not times:
         raise SdrwatchError("nothing to plot: no timed alerts, faults or sessions")
     t0, t1 = min(times), max(times)
+    happened = [a["t"] for a in data["alerts"]] + [a["t_end"] for a in data["alerts"] if a.get("t_end")] + [h["t"] for h in data["faults"]]
+    if happened:  # a session planned far beyond (or long before) what happened: show what happened, with margins
+        d0, d1 = min(happened), max(happened)
+        pad = 0.25 * (d1 - d0) + 60.0
+        t0, t1 = max(t0, d0 - pad), min(t1, d1 + pad)
     span = max(t1 - t0, 60.0)
     lo, hi = t0 - 0.03 * span, t0 + span * 1.03
     for s in data["sessions"]:
         if s.get("site") not in lane:
             continue
-        a, b = s.get("t_start") or lo, s.get("t_end") or hi
+        a, b = max(s.get("t_start") or lo, lo), min(s.get("t_end") or hi, hi)
+        if b <= a:
+            continue
         y = lane[s["site"]]
         ax.fill_between([to_num(a), to_num(b)], y - 0.42, y + 0.42, color="#dbe9f6", lw=0, zorder=0)
         ax.text(to_num(max(a, lo)), y + 0.38, f" {s.get('name', '')}", fontsize=7, va="top", color="#3b6ea5", clip_on=True)

@@ -71,6 +71,25 @@ def uptime(heartbeats_s: Sequence[float], start_s: float, end_s: float) -> float
     return float(min(1.0, covered / (end_s - start_s)))
 
 
+def contact_uptime(intervals: Sequence[tuple[float, float]], start_s: float, end_s: float) -> float:
+    """Share of [start, end] covered by the union of contact intervals (agent start to stop, or to
+    the last contact), for a collector that keeps no heartbeat history."""
+    if end_s <= start_s:
+        return 0.0
+    clipped = sorted((max(a, start_s), min(b, end_s)) for a, b in intervals if b > start_s and a < end_s)
+    covered, cur = 0.0, None
+    for a, b in clipped:
+        if cur is None or a > cur[1]:
+            if cur is not None:
+                covered += cur[1] - cur[0]
+            cur = [a, b]
+        else:
+            cur[1] = max(cur[1], b)
+    if cur is not None:
+        covered += cur[1] - cur[0]
+    return float(min(1.0, covered / (end_s - start_s)))
+
+
 def resolve_evidence(path: str | None, roots: Sequence[Path]) -> Path | None:
     """The evidence's data file (``.sigmf-data``) if it can be found: as given, or under one of ``roots``."""
     if not path:
@@ -155,7 +174,33 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         beats = [_t(h.get("agent_time")) or _t(h.get("received_time")) for h in health if h.get("site") == name and h.get("kind") == "heartbeat"]
         beats = [b for b in beats if b is not None and lo is not None and hi is not None and lo - 120 <= b <= hi + 120]
         row = site_rows.get(name, {})
-        sites.append({"site": name, "start": lo, "end": hi, "uptime": uptime(beats, lo, hi_seen) if lo is not None and hi_seen else 0.0,
+        method = "heartbeats"
+        if lo is None or not hi_seen:
+            up = 0.0
+        elif beats:
+            up = uptime(beats, lo, hi_seen)
+        else:
+            # no heartbeat history: each agent run counts from its start record to its stop record (or
+            # to the site's last contact while it still runs)
+            method = "agent runs"
+            marks = sorted(((_t(h.get("agent_time")) or _t(h.get("received_time")), h.get("kind")) for h in health
+                            if h.get("site") == name and h.get("kind") in ("start", "stop")), key=lambda x: x[0] or 0.0)
+            last = _t(row.get("last_heartbeat"))
+            intervals, opened = [], None
+            for t, kind in marks:
+                if t is None:
+                    continue
+                if kind == "start":
+                    if opened is not None:
+                        intervals.append((opened, t))
+                    opened = t
+                elif opened is not None:
+                    intervals.append((opened, t))
+                    opened = None
+            if opened is not None:
+                intervals.append((opened, max(opened, last or opened)))
+            up = contact_uptime(intervals, lo, hi_seen)
+        sites.append({"site": name, "start": lo, "end": hi, "uptime": up, "uptime_method": method,
                       "heartbeats": len(beats), "online": row.get("online"), "last_heartbeat": _t(row.get("last_heartbeat")),
                       "alerts": sum(1 for a in alerts if a.get("site") == name)})
     evidence = []
@@ -305,9 +350,12 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
                '<th>now</th><th>last heartbeat</th><th class="num">alerts</th></tr></thead><tbody>')
     for s in data.sites:
         online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(s.get("online"), '<span class="none">unknown</span>')
-        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}</td><td class="num">{100 * s["uptime"]:.1f} %</td>'
+        mark = "" if s.get("uptime_method") == "heartbeats" else "*"
+        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}</td><td class="num">{100 * s["uptime"]:.1f} %{mark}</td>'
                    f'<td class="num">{s["heartbeats"]}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td></tr>')
     out.append("</tbody></table>")
+    if any(s.get("uptime_method") != "heartbeats" for s in data.sites):
+        out.append('<p class="sub">* uptime from each agent run (its start record to its stop record or last contact): the database holds no heartbeat history.</p>')
     out.append('<h2>Receiver health</h2><table id="receivers"><thead><tr><th>site</th><th>receiver</th><th>now</th><th class="num">achieved revisit</th>'
                '<th class="num">noise floor</th><th>last heartbeat</th></tr></thead><tbody>')
     for r in sorted(data.receivers, key=lambda r: (r.get("site"), r.get("receiver"))):
@@ -358,7 +406,7 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
                    f'<dt>severity</dt><dd><span class="sev {lvl}">{_num(a.get("severity"), ".2f")} ({lvl})</span></dd>'
                    f'<dt>disposition</dt><dd>{_disposition_cell(a)}{(" — " + _e(d.get("operator")) + ", " + _e(_iso(_t(d.get("time")))) + " UTC") if d else ""}</dd>'
                    f'<dt>evidence</dt><dd class="mono">{_e(a.get("evidence_sha512") or "none")}</dd></dl>')
-        for key, what in ((f"spectrum-{a['alert_id']}", "spectrum at the collector"), (f"evidence-{a['alert_id']}", "spectrogram of the IQ evidence")):
+        for key, what in ((f"spectrum-{a['alert_id']}", "spectrum during the alert"), (f"evidence-{a['alert_id']}", "spectrogram of the IQ evidence")):
             if key in images:
                 out.append(f'<figure><img alt="{_e(what)}" src="{_img(images[key])}"><figcaption>{_e(what)}</figcaption></figure>')
             else:
@@ -378,8 +426,32 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
     return "".join(out)
 
 
+def spectrum_from_log(log_path: Path, alert: dict) -> tuple[list, str] | None:
+    """Mean and max-hold of the sweeps of an rtl_power-style spectrum log during an alert (UTC times)."""
+    import warnings
+
+    log = plots.read_spectrum_log(log_path)
+    t0 = alert.get("t")
+    if t0 is None or not len(log.times):
+        return None
+    t1 = alert.get("t_end") or t0
+    sel = (log.times >= t0 - 1.0) & (log.times <= t1 + 1.0)
+    if not sel.any():
+        return None
+    hops = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for b in log.bands:
+            rows = b.power_db[sel]
+            if not np.isfinite(rows).any():
+                continue
+            hops.append(plots.SpectrumHop(b.freq_hz, np.nanmean(rows, axis=0), maxhold_db=np.nanmax(rows, axis=0)))
+    return (hops, f"{int(sel.sum())} sweeps from {_hms(t0)}") if hops else None
+
+
 def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fingerprint: str | None = None,
-                 evidence_roots: Sequence[Path] = (), pdf: str | Path | None = None) -> ReportData:
+                 evidence_roots: Sequence[Path] = (), pdf: str | Path | None = None,
+                 spectrum_logs: dict | None = None) -> ReportData:
     """Write the duty report (and, with ``pdf``, print it through headless Chromium)."""
     out_html = Path(out_html)
     if not out_html.parent.is_dir():
@@ -396,9 +468,14 @@ def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fin
         try:
             for i, a in enumerate(data.top_alerts):
                 got = _spectrum_hop(conn, a)
-                if got is not None:
-                    hop, when = got
-                    images[f"spectrum-{a['alert_id']}"] = plots.plot_spectrum([hop], tmpd / f"spectrum{i}.png", detections=[a], site=a.get("site"),
+                hops, when = ([got[0]], got[1]) if got is not None else (None, None)
+                log_path = (spectrum_logs or {}).get(a.get("site"))
+                if hops is None and log_path is not None and Path(log_path).is_file():
+                    from_log = spectrum_from_log(Path(log_path), a)
+                    if from_log is not None:
+                        hops, when = from_log
+                if hops:
+                    images[f"spectrum-{a['alert_id']}"] = plots.plot_spectrum(hops, tmpd / f"spectrum{i}.png", detections=[a], site=a.get("site"),
                                                                               receiver=a.get("receiver"), time=when, size_px=(1100, 460)).path
                 ev = a.get("evidence_file")
                 if ev is not None:

@@ -129,7 +129,8 @@ def key_fingerprint(public_pem: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def seal(db_path: str | Path, session: str, out: str | Path, keys_dir: str | Path, *, evidence_roots: Sequence[Path] = ()) -> SealResult:
+def seal(db_path: str | Path, session: str, out: str | Path, keys_dir: str | Path, *, evidence_roots: Sequence[Path] = (),
+         spectrum_logs: dict | None = None, report_copy: str | Path | None = None) -> SealResult:
     """Seal one session's records into ``out`` (see the module docstring)."""
     from .report import load_report_data, write_report
 
@@ -162,8 +163,12 @@ def seal(db_path: str | Path, session: str, out: str | Path, keys_dir: str | Pat
             if p.is_file():
                 files[p.relative_to(stage).as_posix()] = {"sha256": _sha256_file(p), "bytes": p.stat().st_size}
         fingerprint = records_fingerprint(files)
-        write_report(snap, session, stage / REPORT, fingerprint=fingerprint, evidence_roots=[stage / "evidence"])
+        write_report(snap, session, stage / REPORT, fingerprint=fingerprint, evidence_roots=[stage / "evidence"], spectrum_logs=spectrum_logs)
         files[REPORT] = {"sha256": _sha256_file(stage / REPORT), "bytes": (stage / REPORT).stat().st_size}
+        if report_copy is not None:  # the sealed report (with its fingerprint) beside the archive too
+            from .plots import write_atomically
+
+            write_atomically(Path(report_copy), (stage / REPORT).read_bytes())
         manifest = {
             "format": FORMAT, "version": VERSION, "session": session,
             "sealed": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,0 +1,42 @@
+"""`sdrwatch demo` end to end, headless: three simulated sites, their agents, the collector over
+ZeroMQ+CURVE, then the report and the sealed archive. Long (about two minutes): marked slow."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sdrwatch.net.collector", reason="the collector")
+pytest.importorskip("sdrwatch.agent.loop", reason="the site agent")
+
+from sdrwatch.views import seal  # noqa: E402
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_demo_headless_90_s_ends_with_the_cheater_the_antenna_fault_a_report_and_a_seal(tmp_path):
+    work = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-c", "from sdrwatch.cli import main; main()", "demo", "--duration", "90", "--work", str(work)],
+                          capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "\x1b[" not in out  # log lines, not a terminal UI
+    assert " ALERT open school-12/rx0 169.2" in out  # the console's live line for the cheater's pager
+    con = sqlite3.connect(work / "collector.db")
+    alerts = con.execute("select site, center_hz, label, severity, session, state from alerts").fetchall()
+    pager = [a for a in alerts if a[0] == "school-12" and abs(a[1] - 169.2e6) < 20e3]
+    assert pager and pager[0][4].startswith("demo-") and pager[0][3] >= 0.4, alerts
+    assert not [a for a in alerts if a[0] == "school-07" and a[3] >= 0.4], alerts  # the benign site: nothing serious
+    report = work / "out" / "report.html"
+    assert report.is_file() and "school-12" in report.read_text()
+    archive = next((work / "out").glob("*.seal.tar"))
+    assert seal.verify_archive(archive, work / "keys") == []
+    assert f"sealed     {archive}" in out
+    kinds = {k for (k,) in con.execute("select kind from health where site = 'school-03'")}
+    if "scene demo-antenna is not in this sdrwatch" in out:
+        pytest.xfail("the simulator cannot inject an antenna fault yet (scene demo-antenna missing)")
+    assert kinds & {"noise_floor_low", "receiver_lost"}, kinds
