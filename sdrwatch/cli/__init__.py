@@ -34,6 +34,9 @@ COMMANDS = {
     "confusion": "sdrwatch.cli.confusion:confusion",
     "plan": "sdrwatch.cli.plan:plan",
     "agent": "sdrwatch.cli.agent:agent",
+    "keys": "sdrwatch.cli.keys:keys",
+    "collector": "sdrwatch.cli.collector:collector",
+    "loadgen": "sdrwatch.cli.loadgen:loadgen",
 }
 
 import warnings  # noqa: E402

@@ -85,6 +85,7 @@ class Outbox:
         self._last_notice = 0.0
         self._last_full_log = 0.0
         self._site: str | None = None
+        self._listeners: list = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -150,7 +151,17 @@ class Outbox:
             self._bytes += incoming
             self._maybe_notice()
             self._appended.notify_all()
+            for listener in list(self._listeners):
+                listener()
             return seqs
+
+    def add_listener(self, callback) -> None:
+        """Call ``callback()`` (quick, non-blocking) after every append, e.g. to wake an uplink."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     def _evict(self, need_bytes: int) -> None:
         """Delete the oldest droppable rows until ``need_bytes`` are freed (inside a transaction)."""

@@ -64,7 +64,10 @@ def _err(rtype: str, field: str, what: str) -> SchemaError:
 
 
 def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    t = type(v)
+    if t is float:
+        return v - v == 0.0  # false for inf and nan
+    return t is int or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
 
 
 def _number(v):
@@ -113,8 +116,23 @@ def _text_or_null(v):
     return None if v is None else _line(v)
 
 
+_OK_NAMES: set = set()  # names, ids and times already found valid (bounded): they repeat in every record
+_OK_TIMES: set = set()
+
+
+def _remember(cache: set, v: str) -> None:
+    if len(cache) > 8192:
+        cache.clear()
+    cache.add(v)
+
+
 def _name(v):
-    return None if isinstance(v, str) and _NAME.match(v) else "must be a name of 1-64 letters, digits or ._:@- (starting with a letter or digit)"
+    if type(v) is str and v in _OK_NAMES:
+        return None
+    if isinstance(v, str) and _NAME.match(v):
+        _remember(_OK_NAMES, v)
+        return None
+    return "must be a name of 1-64 letters, digits or ._:@- (starting with a letter or digit)"
 
 
 def _id(v):
@@ -130,12 +148,15 @@ def _kind(v):
 
 
 def _time(v):
+    if type(v) is str and v in _OK_TIMES:
+        return None
     if not isinstance(v, str) or not _TIME.match(v):
         return 'must be UTC ISO-8601 ending in "Z", e.g. "2026-06-01T08:00:00Z"'
     try:
         datetime.fromisoformat(v[:-1][:26])
     except ValueError:
         return "is not a valid date and time"
+    _remember(_OK_TIMES, v)
     return None
 
 
@@ -319,6 +340,10 @@ def _plain(v, depth: int = 0):
     return f"holds a {type(v).__name__}, not JSON"
 
 
+_MERGED = {t: {**req, **opt} for t, (req, opt) in SPECS.items()}
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def validate(record: dict) -> dict:
     """Check ``record`` against the schema and return it (unchanged); raise :class:`SchemaError`."""
     if not isinstance(record, dict):
@@ -327,25 +352,29 @@ def validate(record: dict) -> dict:
     if not isinstance(rtype, str) or rtype not in SPECS:
         shown = rtype if isinstance(rtype, str) and len(rtype) <= 32 else type(rtype).__name__
         raise SchemaError(f"record type {shown!r} is not one of " + ", ".join(TYPES))
-    required, optional = SPECS[rtype]
-    for key, check in required.items():
+    for key in SPECS[rtype][0]:
         if key not in record:
             raise _err(rtype, key, "is missing")
-        e = check(record[key])
-        if e:
-            raise _err(rtype, key, e)
-    for key, check in optional.items():
-        if key in record:
-            e = check(record[key])
+    spec = _MERGED[rtype]
+    for key, value in record.items():
+        check = spec.get(key)
+        if check is not None:
+            e = check(value)
             if e:
                 raise _err(rtype, key, e)
-    for key, value in record.items():
-        if not isinstance(key, str) or len(key) > 64:
+            tv = type(value)
+            if tv is str:
+                if len(value) > MAX_STRING_CHARS and key != "power_db":
+                    raise _err(rtype, key, f"holds a string longer than {MAX_STRING_CHARS} characters")
+                continue
+            if tv in _SCALARS:
+                continue
+        elif key == "type":
+            continue
+        elif not isinstance(key, str) or len(key) > 64:
             raise SchemaError(f"{rtype} record: a field name is not a string of at most 64 characters")
-        if key == "v":
+        elif key == "v":
             raise _err(rtype, "v", "is reserved for the envelope")
-        if rtype == "spectrum" and key == "power_db":
-            continue  # bounded by MAX_SPECTRUM_BYTES instead
         e = _plain(value)
         if e:
             raise _err(rtype, key, e)
@@ -367,6 +396,24 @@ def _check_spectrum_power(record: dict) -> None:
 
 def _reject_constant(name: str):
     raise SchemaError(f"frame holds {name}, which is not JSON")
+
+
+try:  # orjson parses the same strict JSON (no NaN/Infinity) about 5x faster
+    import orjson
+
+    def _loads(frame: bytes):
+        try:
+            return orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            msg = str(exc)
+            if "utf-8" in msg.lower() or "surrogate" in msg.lower():
+                raise SchemaError("frame is not UTF-8") from None
+            if "recursion" in msg.lower():
+                raise SchemaError("frame is nested too deeply") from None
+            raise ValueError(msg) from None
+except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib parser is the fallback
+    def _loads(frame: bytes):
+        return json.loads(frame.decode("utf-8"), parse_constant=_reject_constant)
 
 
 def encode(record: dict) -> bytes:
@@ -392,7 +439,7 @@ def decode(frame: bytes) -> dict:
     if size > MAX_FRAME_BYTES:
         raise SchemaError(f"frame is {size} bytes, more than the limit of {MAX_FRAME_BYTES}")
     try:
-        obj = json.loads(bytes(frame).decode("utf-8"), parse_constant=_reject_constant)
+        obj = _loads(bytes(frame))
     except UnicodeDecodeError:
         raise SchemaError("frame is not UTF-8") from None
     except RecursionError:

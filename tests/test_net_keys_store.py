@@ -1,0 +1,162 @@
+"""``sdrwatch keys`` (ZeroMQ certificate files, Ed25519 seal keys, allow/revoke/list, one-line errors)
+and the collector store on its own (idempotent batches, alert state, evidence, skew, online/offline)."""
+import json
+import os
+import stat
+import subprocess
+import time
+
+import pytest
+import zmq.auth
+
+from netproc import CLI, alert
+from sdrwatch.net.collector import Item
+from sdrwatch.store import Store
+
+
+def sdrwatch(*args):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=60)
+
+
+def test_keys_cli_writes_zmq_certificates_and_seal_keys(tmp_path):
+    d = tmp_path / "keys"
+    res = sdrwatch("keys", "init", "--dir", str(d))
+    assert res.returncode == 0, res.stderr
+    pub, sec = zmq.auth.load_certificate(str(d / "collector.key_secret"))
+    assert json.loads(res.stdout)["public_key"] == pub.decode() and len(sec) == 40
+    assert zmq.auth.load_certificate(str(d / "collector.key")) == (pub, None)
+    assert stat.S_IMODE(os.stat(d / "collector.key_secret").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(d / "collector-sign.key").st_mode) == 0o600
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+    priv = load_pem_private_key((d / "collector-sign.key").read_bytes(), None)
+    pubk = load_pem_public_key((d / "collector-sign.pub").read_bytes())
+    pubk.verify(priv.sign(b"seal"), b"seal")  # raises if the pair does not match
+
+    res = sdrwatch("keys", "new", "school-12", "--site", "school-12", "--dir", str(d))
+    assert res.returncode == 0, res.stderr
+    assert zmq.auth.load_certificate(str(d / "school-12.key_secret"))[1]
+    assert stat.S_IMODE(os.stat(d / "school-12.key_secret").st_mode) == 0o600
+    assert sdrwatch("keys", "new", "desk-1", "--console", "--dir", str(d)).returncode == 0
+    allowed = zmq.auth.load_certificates(str(d / "allowed"))
+    assert set(allowed) == {zmq.auth.load_certificate(str(d / f"{n}.key"))[0] for n in ("school-12", "desk-1")}
+
+    listed = [json.loads(x) for x in sdrwatch("keys", "list", "--dir", str(d)).stdout.splitlines()]
+    assert {(k["name"], k["site"], k["role"], k["allowed"]) for k in listed} == {
+        ("school-12", "school-12", "agent", True), ("desk-1", None, "console", True)}
+    assert sdrwatch("keys", "revoke", "school-12", "--dir", str(d)).returncode == 0
+    assert not (d / "allowed" / "school-12.key").exists()
+    listed = {json.loads(x)["name"]: json.loads(x) for x in sdrwatch("keys", "list", "--dir", str(d)).stdout.splitlines()}
+    assert listed["school-12"]["allowed"] is False
+    res = sdrwatch("keys", "allow", "school-12", "--dir", str(d))
+    assert res.returncode == 0 and json.loads(res.stdout)["site"] == "school-12"
+    # a public key made elsewhere
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    pub_file, _ = zmq.auth.create_certificates(str(other), "school-40")
+    res = sdrwatch("keys", "allow", "school-40", "--site", "school-40", "--public", pub_file, "--dir", str(d))
+    assert res.returncode == 0, res.stderr
+    assert (d / "allowed" / "school-40.key").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["keys", "new", "x", "--site", "x", "--dir", "{d}/none"], "not a keys directory"),
+    (["keys", "new", "x", "--dir", "{d}/keys"], "needs --site"),
+    (["keys", "new", "../evil", "--site", "s", "--dir", "{d}/keys"], "must be 1-64"),
+    (["keys", "new", "collector", "--site", "s", "--dir", "{d}/keys"], "reserved"),
+    (["keys", "new", "a1", "--site", "a1", "--dir", "{d}/keys"], "already exists"),
+    (["keys", "init", "--dir", "{d}/keys"], "refusing to overwrite"),
+    (["keys", "revoke", "nobody", "--dir", "{d}/keys"], "not on the allowlist"),
+    (["keys", "allow", "nobody", "--dir", "{d}/keys"], "no public key"),
+    (["keys", "allow", "zz", "--site", "zz", "--public", "{d}/junk", "--dir", "{d}/keys"], "cannot read certificate"),
+    (["keys", "allow", "a2", "--site", "a2", "--public", "{d}/keys/a1.key", "--dir", "{d}/keys"], "already allowed as"),
+    (["keys", "list", "--dir", "{d}/none"], "not a keys directory"),
+])
+def test_keys_bad_input_is_one_line(tmp_path, args, needle):
+    from sdrwatch.net import keys as K
+
+    K.init(tmp_path / "keys")
+    K.new(tmp_path / "keys", "a1", "a1")
+    (tmp_path / "junk").write_text("not a certificate\n")
+    (tmp_path / "none").mkdir()
+    res = sdrwatch(*[a.format(d=tmp_path) for a in args])
+    assert res.returncode == 1, res.stdout
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and needle in res.stderr, res.stderr
+
+
+def items(agent, site, recs, seq0=1, sent=None, role="agent"):
+    sent = time.time() if sent is None else sent
+    return [Item(agent, seq0 + i, site, role, sent, dict(r)) for i, r in enumerate(recs)]
+
+
+def test_store_is_idempotent_and_tracks_alert_state(tmp_path):
+    st = Store(tmp_path / "c.db")
+    a = alert(1, "s1")
+    evs = [dict(a, event="open"), dict(a, event="update", snr_db=25.0), dict(a, event="close", duration_s=12.5,
+                                                                              evidence={"path": "e/1", "sha512": "cd" * 64, "bytes": 9})]
+    batch = items("s1", "s1", evs)
+    st.ingest(batch)
+    st.ingest(batch)  # a resend: nothing twice
+    st.ingest(items("s1", "s1", evs[:2]) + items("s1", "s1", [alert(2, "s1")], seq0=10))
+    db = st.db
+    assert db["alert_events"].count == 4 and db["alerts"].count == 2
+    row = db["alerts"].get("a-1")
+    assert (row["state"], row["last_event"], row["events"], row["snr_db"], row["duration_s"]) == ("closed", "close", 3, 20.0, 12.5)
+    assert row["evidence_sha512"] == "cd" * 64 and db["evidence"].get("cd" * 64)["alert_id"] == "a-1"
+    assert json.loads(row["record"])["event"] == "close"
+
+
+def test_store_evidence_before_alert_and_dispositions(tmp_path):
+    st = Store(tmp_path / "c.db")
+    ev = {"type": "evidence", "alert_id": "a-5", "path": "e/5", "sha512": "ef" * 64, "bytes": 3, "site": "s1",
+          "time": "2026-06-01T08:00:01Z"}
+    st.ingest(items("s1", "s1", [ev]))
+    st.ingest(items("s1", "s1", [alert(5, "s1")], seq0=2))
+    assert st.db["alerts"].get("a-5")["evidence_sha512"] == "ef" * 64
+    d = {"type": "disposition", "alert_id": "a-5", "operator": "J. Chen", "disposition": "cheating", "note": "",
+         "time": "2026-06-01T08:05:00Z"}
+    st.ingest(items("desk", None, [d], seq0=7, role="console"))
+    st.ingest(items("desk", None, [d], seq0=7, role="console"))
+    assert st.db["dispositions"].count == 1
+    assert (st.db["alerts"].get("a-5")["disposition"], st.db["alerts"].get("a-5")["operator"]) == ("cheating", "J. Chen")
+
+
+def test_store_flags_clock_skew_and_tracks_online_offline(tmp_path):
+    st = Store(tmp_path / "c.db", skew_limit_s=5, offline_after_s=2)
+    now = time.time()
+    beat = {"type": "health", "kind": "heartbeat", "site": "s1", "receiver": None, "time": "2026-06-01T08:00:00Z",
+            "severity": 0.0, "message": "ok", "receivers": [{"receiver": "rx0", "revisit_s": 3.0, "noise_floor_db": -96.0},
+                                                            {"receiver": "rx1", "revisit_s": 4.0}]}
+    _, changes = st.ingest(items("s1", "s1", [beat, alert(1, "s1")], sent=now - 60), now=now)
+    assert {(c["type"], c.get("receiver"), c["online"]) for c in changes} == {("site", None, True), ("receiver", "rx0", True), ("receiver", "rx1", True)}
+    assert st.db["alerts"].get("a-1")["clock_skewed"] == 1 and st.db["sites"].get("s1")["clock_skewed"] == 1
+    assert st.db["alerts"].get("a-1")["clock_skew_s"] == pytest.approx(60, abs=0.01)
+    assert st.db["health"].count == 0  # heartbeats update sites/receivers, they are not health rows
+    assert st.tick(now + 1) == []
+    down = st.tick(now + 3)
+    assert {(c["type"], c.get("receiver"), c["online"]) for c in down} == {("site", None, False), ("receiver", "rx0", False), ("receiver", "rx1", False)}
+    assert st.db["sites"].get("s1")["online"] == 0 and st.db["receivers"].get(("s1", "rx0"))["online"] == 0
+    sites = st.sites()
+    assert sites[0]["site"] == "s1" and [r["receiver"] for r in sites[0]["receivers"]] == ["rx0", "rx1"]
+
+
+def test_store_history_pages_cover_everything(tmp_path):
+    st = Store(tmp_path / "c.db")
+    st.ingest(items("s1", "s1", [alert(i, "s1") for i in range(25)]))
+    seen, after = [], None
+    while True:
+        page, after = st.history_page(None, "alerts", after, 10)
+        seen += page
+        if after is None:
+            break
+    assert sorted(r["alert_id"] for r in seen) == sorted(f"a-{i}" for i in range(25))
+    assert all(r["type"] == "alert" and r["site"] == "s1" and r["state"] == "open" for r in seen)
+
+
+def test_store_refuses_an_unusable_file_in_one_line(tmp_path):
+    from sdrwatch.store import StoreError
+
+    bad = tmp_path / "c.db"
+    bad.write_bytes(b"garbage" * 1000)
+    with pytest.raises(StoreError, match="cannot open collector database"):
+        Store(bad)
