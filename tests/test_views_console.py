@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,19 @@ def test_pilot_rows_render_and_a_typed_disposition_reaches_the_database(live):
             live["agents"][0].send(S.alert("school-12", "school-12-rx0-c0ffee000003", 169.0625e6, severity=0.75, label="pager-fsk"))
             await _until(pilot, lambda: alerts.row_count >= 4, what="the live alert")
             assert alerts.coordinate_to_cell_key((0, 0)).row_key.value == "school-12-rx0-c0ffee000003"  # newest first
+            # 'p' draws the selected alert on its receiver's latest spectrum snapshot
+            import numpy as np
+            from sdrwatch.net.schema import spectrum_record
+
+            power = -70 + np.zeros(1024)
+            power[156:165] = -30
+            live["agents"][0].send(spectrum_record("school-12", "rx0", S.now_iso(), 433.05e6, 2500.0, power))
+            await _until(pilot, lambda: ("school-12", "rx0") in late.state.spectra, what="the spectrum snapshot")
+            alerts.move_cursor(row=alerts.get_row_index(ALERT_HIGH))
+            await pilot.press("p")
+            await _until(pilot, lambda: late.status_text.startswith("plot: "), what="the plot")
+            png = Path(late.status_text[len("plot: "):])
+            assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     asyncio.run(run_late())
 

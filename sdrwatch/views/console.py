@@ -398,7 +398,7 @@ def _now() -> str:
 # the Textual app
 
 
-def plot_alert(state: ConsoleState, alert: dict, out_dir: Path, evidence_roots=()) -> Path:
+def plot_alert(state: ConsoleState, alert: dict, out_dir: Path, evidence_roots=(), spectrum_logs: dict | None = None) -> Path:
     """The picture of an alert: its IQ evidence's spectrogram if the file is here, else the latest
     spectrum snapshot of its receiver with the alert marked."""
     from . import plots
@@ -411,6 +411,16 @@ def plot_alert(state: ConsoleState, alert: dict, out_dir: Path, evidence_roots=(
     if found is not None:
         return plots.plot_evidence(found, out_dir / f"{aid}-evidence.png", alert=alert).path
     snap = state.spectra.get((alert.get("site"), alert.get("receiver")))
+    log_path = (spectrum_logs or {}).get(alert.get("site"))
+    if snap is None and log_path is not None and Path(log_path).is_file():
+        from .report import spectrum_from_log
+
+        t = _t(alert.get("time"))
+        got = spectrum_from_log(Path(log_path), {**alert, "t": t, "t_end": (t or 0) + float(alert.get("duration_s") or 0)})
+        if got is not None:
+            hops, when = got
+            return plots.plot_spectrum(hops, out_dir / f"{aid}-spectrum.png", detections=[alert], site=alert.get("site"),
+                                       receiver=alert.get("receiver"), time=when).path
     if snap is None:
         raise SdrwatchError(f"no spectrum of {alert.get('site')}/{alert.get('receiver')} received yet")
     from ..net.schema import spectrum_power_db
@@ -422,7 +432,8 @@ def plot_alert(state: ConsoleState, alert: dict, out_dir: Path, evidence_roots=(
                                receiver=alert.get("receiver"), time=snap.get("time")).path
 
 
-def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roots=(), duration_s: float | None = None, title: str | None = None):
+def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roots=(), duration_s: float | None = None, title: str | None = None,
+             spectrum_logs: dict | None = None):
     """Build the Textual app (imported here so plain log mode and tests need no terminal)."""
     from rich.text import Text
     from textual.app import App, ComposeResult
@@ -660,7 +671,7 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
             if a is None:
                 return
             try:
-                path = plot_alert(self.state, a, plot_dir, evidence_roots)
+                path = plot_alert(self.state, a, plot_dir, evidence_roots, spectrum_logs)
                 self._set_status(f"plot: {path}")
             except SdrwatchError as exc:
                 self._set_status(str(exc), False)

@@ -33,7 +33,7 @@ from ..errors import SdrwatchError
 MARKER = ".sdrwatch-demo"
 CONSOLE_KEY = "console"
 OPERATOR = "demo-operator"
-BASELINE_S = 12.0
+BASELINE_S = 10.0
 RATE_HZ = 2.4e6
 
 
@@ -187,11 +187,24 @@ agent_key = "../../keys/{s.site}.key_secret"
         from ..baseline import now_iso
 
         t0 = time.monotonic()
-        for s, d in self.sites:
-            config = load_config(d / "site.toml")
-            baselines, _plan = capture_baselines(config, BASELINE_S, source_options={"realtime": False})
-            write_layer(config.state_dir, "pre-session", baselines, {"site": s.site, "created": now_iso(), "duration_s": BASELINE_S,
-                                                                     "config": str(config.path)})
+        errors: list = []
+
+        def capture(s, d):
+            try:
+                config = load_config(d / "site.toml")
+                baselines, _plan = capture_baselines(config, BASELINE_S, source_options={"realtime": False})
+                write_layer(config.state_dir, "pre-session", baselines, {"site": s.site, "created": now_iso(), "duration_s": BASELINE_S,
+                                                                         "config": str(config.path)})
+            except SdrwatchError as exc:
+                errors.append(f"{s.site}: {exc}")
+
+        threads = [threading.Thread(target=capture, args=sd, daemon=True) for sd in self.sites]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise SdrwatchError(f"baseline capture failed: {errors[0]}")
         self.log(f"demo: baselines learned ({BASELINE_S:g} s of each site's spectrum, {time.monotonic() - t0:.1f} s)")
 
     # -- running ---------------------------------------------------------------------------------
@@ -377,7 +390,8 @@ def _watch(demo: Demo, duration_s: float, interactive: bool, say) -> None:
     factory = connect(demo.endpoint, demo.work / "keys", CONSOLE_KEY)
     if interactive:
         app = make_app(lambda r, st, sent: Feed(factory, r, st, sent), OPERATOR, demo.work / "out" / "console-plots",
-                       [d for _s, d in demo.sites], duration_s=duration_s, title=f"sdrwatch demo — session {demo.session}")
+                       [d for _s, d in demo.sites], duration_s=duration_s, title=f"sdrwatch demo — session {demo.session}",
+                       spectrum_logs={s.site: d / "spectrum.csv" for s, d in demo.sites})
         app.run()
         return
     watcher_stop = threading.Event()
