@@ -223,6 +223,7 @@ class Scene:
         self.path = path
         self.recording: dict[str, Any] | None = None  # the optional [recording] table (capture plan), unparsed
         self._noise_cache: OrderedDict = OrderedDict()
+        self.faults: tuple = ()  # [[fault]] tables (sdrwatch.radio.sim.faults)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -243,7 +244,7 @@ class Scene:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "<scene>", seed: int | None = None,
                   tuner: str | None = None, path: Path | None = None) -> "Scene":
-        top = _Fields(data, where, {"scene", "dongle", "emitter", "recording"})
+        top = _Fields(data, where, {"scene", "dongle", "emitter", "recording", "fault"})
         recording = data.get("recording")
         if recording is not None and not isinstance(recording, dict):
             raise SourceError(f"{where}: [recording] must be a table")
@@ -291,6 +292,9 @@ class Scene:
                     seed=scene_seed, profile=profile, noise_dbfs_hz=noise, floor_dbfs_hz=floor,
                     reference_gain_db=ref_gain, dongle=dongle, emitters=emitters, path=path)
         scene.recording = dict(recording) if recording else None
+        from .faults import parse_faults  # fault injection ([[fault]] tables): sdrwatch/radio/sim/faults.py
+
+        scene.faults = parse_faults(data.get("fault"), where)
         return scene
 
     @staticmethod
@@ -462,6 +466,15 @@ class Scene:
 
     def render(self, center_hz: float, sample_rate_hz: float, start_sample: int, num_samples: int, *,
                gain_db: float | None = None, ppm: float = 0.0) -> np.ndarray:
+        """IQ as the dongle delivers it, with the scene's faults applied (see :meth:`_render_plain`)."""
+        if self.faults:
+            from .faults import render as render_with_faults
+
+            return render_with_faults(self, center_hz, sample_rate_hz, start_sample, num_samples, gain_db=gain_db, ppm=ppm)
+        return self._render_plain(center_hz, sample_rate_hz, start_sample, num_samples, gain_db=gain_db, ppm=ppm)
+
+    def _render_plain(self, center_hz: float, sample_rate_hz: float, start_sample: int, num_samples: int, *,
+                      gain_db: float | None = None, ppm: float = 0.0) -> np.ndarray:
         """IQ as the dongle delivers it: complex64 at full scale 1.0 for absolute samples
         ``start_sample .. start_sample + num_samples`` (sample n is at time n / rate).
 

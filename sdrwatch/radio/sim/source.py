@@ -107,6 +107,21 @@ class SimSource(Source):
     def set_ppm(self, ppm: int) -> None:
         self.ppm = int(ppm)
 
+    def _check_stream_stop(self, num: int) -> None:
+        from .faults import state_at, stopped_at
+
+        rate = self.sample_rate_hz
+        if self.realtime:  # the scene clock keeps running while nothing arrives
+            self.scene_sample = max(self.scene_sample, int((time.monotonic() - self._mono0 + self._scene_t0_s) * rate))
+        t = stopped_at(self.scene.faults, self.time_s, self.time_s + num / rate)
+        if t is None:
+            return
+        ends = [f.until_s for f in self.scene.faults if f.kind == "stream_stop" and f.active(t)]
+        if not self.realtime and all(map(math.isfinite, ends)):
+            self.scene_sample = int(math.ceil(max(ends) * rate))  # the next read resumes after the stop
+        assert state_at(self.scene.faults, t).stopped
+        raise SourceError(f"{self.uri}: the stream stopped at scene time {t:.2f} s (fault injected)")
+
     def read(self, num_samples: int) -> Block:
         if self._closed:
             raise SourceError(f"{self.uri}: source is closed")
@@ -116,6 +131,8 @@ class SimSource(Source):
         if self._stale_left and not self.emit_stale:
             self.scene_sample += self._stale_left  # the settling time passes, unseen
             self._stale_left = 0
+        if self.scene.faults:  # a stream_stop fault (sdrwatch.radio.sim.faults)
+            self._check_stream_stop(num)
         start = self.scene_sample
         t_start = self.time_s
         stale = min(self._stale_left, num)
