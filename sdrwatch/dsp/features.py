@@ -43,8 +43,10 @@ OOK_MIN_RUNS = 6
 OOK_GAP_S = 0.01
 #: the envelope is smoothed over this long before keying is judged (s)
 SMOOTH_S = 50e-6
-#: a dip below this share of the smaller peak separates two FSK tones
+#: a dip below this share of the smaller peak separates two FSK tones; up to FSK_AMBIGUOUS_DIP the
+#: verdict is "unknown" (a weak or wide-estimated FSK signal, not evidence of FM)
 FSK_DIP = 0.55
+FSK_AMBIGUOUS_DIP = 0.8
 #: samples per chirp-fit window (at the channel rate)
 CHIRP_WIN = 256
 #: at least this keyed depth (dB over noise) before any modulation is judged
@@ -53,7 +55,7 @@ MIN_DEPTH_DB = 8.0
 #: FSK signal whose occupied bandwidth was under-estimated stay inside (else it would look on/off keyed)
 CHANNEL_HALF_BW = 1.5
 #: the narrower channel the instantaneous frequency and the PSD are measured in (bandwidths each side)
-FREQ_HALF_BW = 0.75
+FREQ_HALF_BW = 0.55
 #: OOK gaps fall to the noise: their median level stays in the lowest OOK_GAP_SHARE of the depth (dB)
 OOK_GAP_SHARE = 0.3
 #: longest snippet analysed (samples at the input rate); longer input is cut to its start
@@ -228,6 +230,8 @@ def extract(iq: np.ndarray, sample_rate_hz: float, *, offset_hz: float, bandwidt
         mod = "chirp"
     elif shift_hz > 0 and dip < FSK_DIP and shift_hz >= 0.15 * bandwidth_hz:
         mod = "fsk"
+    elif shift_hz > 0 and dip < FSK_AMBIGUOUS_DIP and shift_hz >= 0.15 * bandwidth_hz:
+        mod = "unknown"
     elif spread_hz >= 0.08 * bandwidth_hz:
         mod = "fm"
     else:
