@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import BaselineError
 from .baseline import HopStats, HopStatsBuilder, ScaleWindows
 from .detector import DetectorConfig, HopDetector
-from .spectrum import SpectrumConfig, WelchFrames, auto_crop, auto_fft_size, bin_correlations, kept_bins
+from .spectrum import GroupSum, SpectrumConfig, WelchFrames, auto_crop, auto_fft_size, bin_correlations, kept_bins
 from .tracker import NOVELTY_CODE, Emission, Tracker
 
 
@@ -91,12 +91,24 @@ class EmissionEvent:
     merged_into: int | None = None  # a "close" of an emission found to be part of track merged_into
 
 
-class _Front:
-    """One tuning frequency's front end: Welch frames of the current dwell, cropped to the kept bins."""
+def _restart(eng: WelchFrames) -> None:
+    """Start a new dwell on a Welch engine: forget the partial segment and frame, keep the work
+    buffers (``reset`` would reallocate them, a page fault per buffer per dwell)."""
+    eng._tail = np.zeros(0, dtype=np.complex64)
+    eng._tail_index = 0
+    eng._frames = GroupSum(eng.k)
 
-    def __init__(self, center_hz: float, sample_rate_hz: float, spec: SpectrumConfig):
+
+class _Front:
+    """One tuning frequency's front end: Welch frames of the current dwell, cropped to the kept bins.
+
+    Only one dwell is active at a time (a receiver is tuned to one frequency), so every front of a
+    chain shares one Welch engine: memory does not grow with the number of hops in a plan.
+    """
+
+    def __init__(self, center_hz: float, sample_rate_hz: float, spec: SpectrumConfig, eng: WelchFrames | None = None):
         self.center_hz = float(center_hz)
-        self.eng = WelchFrames(sample_rate_hz, spec)
+        self.eng = eng if eng is not None else WelchFrames(sample_rate_hz, spec)
         n = spec.fft_size
         self.keep = kept_bins(n, spec.crop or 0.0)
         self.bin_hz = sample_rate_hz / n
@@ -116,7 +128,7 @@ class _Front:
         return self.active and block.sample_index == self.next_index
 
     def start(self, block) -> None:
-        self.eng.reset()
+        _restart(self.eng)
         self.active, self.dwell_start, self.next_index, self.frame_no = True, int(block.sample_index), int(block.sample_index), 0
 
     def frames(self, block) -> tuple[np.ndarray, int]:
@@ -134,23 +146,27 @@ def _check_rate(block, sample_rate_hz: float) -> None:
 
 class BaselineLearner:
     """The one baseline learner: blocks of any hop in, a :class:`~sdrwatch.baseline.Baseline` out.
-    Visits of one frequency (repeated sweeps) share its statistics."""
+    Visits of one frequency (repeated sweeps) share its statistics. ``max_frames``: frames per hop
+    kept for the percentiles (a reservoir beyond that): 4000 frames of 1024 bins are 16 MB per hop,
+    so a plan of hundreds of hops wants fewer."""
 
-    def __init__(self, sample_rate_hz: float, settings: Settings = Settings()):
+    def __init__(self, sample_rate_hz: float, settings: Settings = Settings(), max_frames: int = 4000):
         self.sample_rate_hz = float(sample_rate_hz)
         self.settings = settings.resolved_for(sample_rate_hz)
         self._eng = WelchFrames(sample_rate_hz, self.settings.spectrum)
         self._fronts: dict[int, _Front] = {}
         self._builders: dict[int, HopStatsBuilder] = {}
         self._current: int | None = None
+        self.max_frames = int(max_frames)
 
     def push(self, block) -> None:
         _check_rate(block, self.sample_rate_hz)
         key = round(block.center_hz)
         front = self._fronts.get(key)
         if front is None:
-            front = self._fronts[key] = _Front(block.center_hz, self.sample_rate_hz, self.settings.spectrum)
-            self._builders[key] = HopStatsBuilder(front.center_hz, front.freq_hz, self._eng.k_eff, self.settings.detector.scales)
+            front = self._fronts[key] = _Front(block.center_hz, self.sample_rate_hz, self.settings.spectrum, self._eng)
+            self._builders[key] = HopStatsBuilder(front.center_hz, front.freq_hz, self._eng.k_eff, self.settings.detector.scales,
+                                                  max_frames=self.max_frames)
         if self._current is not None and self._current != key:
             self._end(self._current)
         if front.active and not front.follows(block):
@@ -248,7 +264,7 @@ class Chain:
         key = round(block.center_hz)
         hop = self._hops.get(key)
         if hop is None:
-            front = _Front(block.center_hz, self.sample_rate_hz, self.settings.spectrum)
+            front = _Front(block.center_hz, self.sample_rate_hz, self.settings.spectrum, self._eng)
             hop = self._hops[key] = _Hop(front, ScaleWindows(self.scales))
             if self.baseline is not None:
                 hop.det = self._detector(front, self.baseline.hop_for(front.center_hz), noise_only=False)

@@ -348,6 +348,10 @@ class _ScaleThresholds:
     occupied_runs: list = field(default_factory=list)
     core: np.ndarray | None = None  # occupied bins without the guard bands
     n_frames: int = 1
+    # prefix sums of per-bin constants, made on first use
+    cum_noise: np.ndarray | None = None
+    cum_core: np.ndarray | None = None
+    inv_upper: np.ndarray | None = None
 
 
 class HopDetector:
@@ -408,6 +412,8 @@ class HopDetector:
         runs = list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
         th = _ScaleThresholds(upper.astype(np.float32), lower.astype(np.float32), occupied, envelope, channels, runs,
                               occ, n_frames)
+        if len(self._cache) >= 32:  # partial windows of odd lengths: keep the cache bounded
+            self._cache.pop(next(iter(self._cache)))
         self._cache[key] = th
         return th
 
@@ -473,20 +479,27 @@ class HopDetector:
         rs, re = rs[keep], re[keep]
         if not rs.size:
             return DetectionBatch.empty()
-        pw, nz = padded(p), padded(np.broadcast_to(self.ref.noise_power.astype(np.float64), (nw, nb)))
-        ex = np.maximum(pw - nz, 0.0)
-        col = np.tile(np.arange(-1, nb + 1, dtype=np.float64), nw)
+        # per-bin constants (noise, the baseline's known emitters) are summed over a run from prefix
+        # sums made once per hop and scale, not rebuilt for every batch of windows
+        if th.cum_noise is None:
+            th.cum_noise = np.concatenate(([0.0], np.cumsum(self.ref.noise_power.astype(np.float64))))
+            th.cum_core = np.concatenate(([0], np.cumsum(th.core.astype(np.int64))))
+            th.inv_upper = 1.0 / np.maximum(th.upper.astype(np.float64), 1e-300)
+        ex2 = np.maximum(p - self.ref.noise_power.astype(np.float64), 0.0)
+        ex = padded(ex2)
         cum_ex = np.concatenate(([0.0], np.cumsum(ex)))
         tot = cum_ex[re] - cum_ex[rs]
-        noise_tot = run_sums(nz)
-        center = run_sums(ex * col) / np.maximum(tot, 1e-300)
+        b0 = rs % width - 1  # first bin of each run in its row
+        b1 = b0 + (re - rs)  # one past its last
+        noise_tot = th.cum_noise[b1] - th.cum_noise[b0]
+        center = run_sums(padded(ex2 * np.arange(nb, dtype=np.float64))) / np.maximum(tot, 1e-300)
         # 99 % occupied bandwidth: where the run's cumulative excess crosses 0.5 % and 99.5 %
         lo99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.005 * tot, side="left")
         hi99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.995 * tot, side="left")
         obw = np.maximum((hi99 - lo99 + 1) - (self.enbw - 1.0), 1.0)
         bounds = np.stack([rs, re], axis=1).ravel()
-        ratio = np.maximum.reduceat(pw / np.maximum(padded(np.broadcast_to(th.upper, (nw, nb))), 1e-300), bounds)[::2]
-        occupied = run_sums(padded(np.broadcast_to(th.core, (nw, nb))))
+        ratio = np.maximum.reduceat(padded(p * th.inv_upper), bounds)[::2]
+        occupied = th.cum_core[b1] - th.cum_core[b0]
         row_of, first = np.divmod(rs, width)
         ok = tot > 0
         lo = first - 1
