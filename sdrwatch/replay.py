@@ -27,7 +27,7 @@ __all__ = ["Settings", "learn_baseline", "detect", "replay_events", "make_chain"
 Progress = Callable[[int], None]  # called with samples just processed
 
 #: samples read per block
-BLOCK_SAMPLES = 1 << 18
+BLOCK_SAMPLES = 1 << 20  # 0.44 s at 2.4 MS/s: fewer, larger batches for the detector and tracker
 
 
 @dataclass

@@ -48,6 +48,10 @@ from .spectrum import GroupSum, SpectrumConfig, WelchFrames, auto_crop, auto_fft
 from .tracker import NOVELTY_CODE, Emission, Tracker
 
 
+#: detections go to the tracker in epochs of this many frames of a dwell (0.1 s at 5 ms frames)
+EPOCH_FRAMES = 20
+
+
 @dataclass(frozen=True)
 class Settings:
     spectrum: SpectrumConfig = field(default_factory=SpectrumConfig)
@@ -222,6 +226,7 @@ class _Hop:
     det: HopDetector | None = None
     learner: HopStatsBuilder | None = None  # noise-floor mode, while learning
     held: list = field(default_factory=list)  # frames held back while learning: (frames, first_frame)
+    pending: list = field(default_factory=list)  # detections waiting for their epoch (Chain._release)
 
 
 class Chain:
@@ -301,6 +306,7 @@ class Chain:
         frames, first = hop.front.frames(block)
         if len(frames):
             self._frames(hop, frames, first)
+            self._release(hop)
         return events + self._maintain()
 
     def end_dwell(self, center_hz: float) -> list[EmissionEvent]:
@@ -321,12 +327,17 @@ class Chain:
 
     # -- frames to detections -------------------------------------------------------------------------
     def _frames(self, hop: _Hop, frames: np.ndarray, first: int) -> None:
-        if hop.det is None:  # noise-floor mode, learning this frequency's floor
-            hop.learner.add(frames, first)
-            hop.held.append((frames, first))
-            if hop.learner._n >= self.learn_frames:
-                self._learned(hop)
-            return
+        if hop.det is None:  # noise-floor mode, learning this frequency's floor from exactly learn_frames
+            need = self.learn_frames - hop.learner._n
+            part = frames[:need]
+            hop.learner.add(part, first)
+            hop.held.append((part, first))
+            if hop.learner._n < self.learn_frames:
+                return
+            self._learned(hop)
+            frames, first = frames[need:], first + need
+            if not len(frames):
+                return
         self._detect(hop, hop.windows.push(frames, first))
 
     def _learned(self, hop: _Hop) -> None:
@@ -346,6 +357,7 @@ class Chain:
                 hop.held = []
         if hop.det is not None:
             self._detect(hop, hop.windows.flush())
+        self._release(hop, all_=True)
         hop.windows = ScaleWindows(self.scales)
         hop.front.active = False
         if self._current is not None and self._hops.get(self._current) is hop:
@@ -353,6 +365,8 @@ class Chain:
         return self._maintain() if maintain else []
 
     def _detect(self, hop: _Hop, windows) -> None:
+        """Detect in the windows just completed; their detections wait in ``hop.pending`` until their
+        epoch is complete (see :meth:`_release`)."""
         front, fs = hop.front, self.sample_rate_hz
         noise_mode = self.baseline is None
         for si, starts, m, means in windows:
@@ -363,8 +377,30 @@ class Chain:
             t0 = (front.dwell_start + sf * self.frame_samples) / fs
             t1 = (front.dwell_start + (sf + int(m) - 1) * self.frame_samples + self.frame_span) / fs
             novelty = np.zeros(len(b), np.int64) if noise_mode else np.where(b.changed, NOVELTY_CODE["changed"], NOVELTY_CODE["new"])
-            self.tracker.add_batch(si, t0, t1, front.f0_hz + b.center_bin * front.bin_hz, b.obw_bins * front.bin_hz,
-                                   b.power_dbfs, b.snr_db, b.margin_db, novelty, front.center_hz, b.channel_bins > 0)
+            last = sf + int(m) - 1  # the window's last frame
+            hop.pending.append((np.full(len(b), si), last, t0, t1, front.f0_hz + b.center_bin * front.bin_hz, b.obw_bins * front.bin_hz,
+                                b.power_dbfs, b.snr_db, b.margin_db, novelty, b.channel_bins > 0))
+
+    def _release(self, hop: _Hop, all_: bool = False) -> None:
+        """Hand the tracker the detections of every complete epoch (EPOCH_FRAMES frames of the dwell,
+        by the frame that ends each window), epoch by epoch and scale by scale within one: the order,
+        and so the tracks, do not depend on how the input was cut into blocks."""
+        if not hop.pending:
+            return
+        cols = [np.concatenate(c) for c in zip(*hop.pending)]
+        epoch = cols[1] // EPOCH_FRAMES
+        cutoff = np.inf if all_ else hop.front.frame_no // EPOCH_FRAMES  # epochs below this are complete
+        ready = epoch < cutoff
+        hop.pending = [] if ready.all() else [tuple(c[~ready] for c in cols)]
+        if not ready.any():
+            return
+        order = np.lexsort((cols[0][ready], epoch[ready]))  # by epoch, then scale, stable in time
+        sel = np.flatnonzero(ready)[order]
+        key = epoch[sel] * 64 + cols[0][sel]
+        cuts = np.r_[0, np.flatnonzero(np.diff(key)) + 1, len(sel)]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            i = sel[a:b]
+            self.tracker.add_batch(int(cols[0][i[0]]), *(c[i] for c in cols[2:10]), hop.front.center_hz, cols[10][i])
 
     # -- detections to events ---------------------------------------------------------------------------
     def _horizon(self) -> float:
@@ -374,6 +410,8 @@ class Chain:
             f = hop.front
             if not f.active:
                 continue
+            for p in hop.pending:
+                horizon = min(horizon, float(p[2].min()))
             if hop.held:
                 pending = hop.held[0][1]
             else:

@@ -51,6 +51,8 @@ HIT_CAP = 4096
 SAMPLE_CAP = 2048
 #: summarised on-intervals per scale and track before the shortest gaps are merged
 INTERVAL_CAP = 4096
+#: tracks out of reach kept aside until the open track they join closes; beyond this they join it at once
+PARK_CAP = 256
 
 NOVELTY = ("emission", "changed", "new")  # code -> name; a higher code is more novel
 NOVELTY_CODE = {n: i for i, n in enumerate(NOVELTY)}
@@ -229,6 +231,23 @@ class Track:
         return 1 + sum(h.held() for h in self.hits.values())
 
 
+class _Proxy:
+    """What :meth:`Tracker._groups` needs of a track being joined, so deciding does not join."""
+
+    __slots__ = ("center_hz", "bw_hz", "approximate", "last_s", "start_s")
+
+    def __init__(self, tr: Track):
+        self.center_hz, self.bw_hz, self.approximate, self.last_s, self.start_s = tr.center_hz, tr.bw_hz, tr.approximate, tr.last_s, tr.start_s
+
+    def absorb(self, other: Track) -> None:  # as Track.absorb, for these fields
+        if self.approximate and not other.approximate:
+            self.center_hz, self.bw_hz, self.approximate = other.center_hz, other.bw_hz, False
+        elif not other.approximate:
+            self.bw_hz = max(self.bw_hz, other.bw_hz)
+        self.last_s = max(self.last_s, other.last_s)
+        self.start_s = min(self.start_s, other.start_s)
+
+
 @dataclass
 class Closed:
     """A track that left the tracker: its final emission, and the track it was joined into (if any)."""
@@ -249,6 +268,7 @@ class Tracker:
         self._centers: list[float] = []  # open tracks sorted by centre
         self._tracks: list[Track] = []  # aligned with _centers
         self._max_bw = 0.0  # widest open track (bounds the frequency search)
+        self._parked: list[Track] = []  # out of reach, waiting for an open track they join (expire)
         self._next_id = 1
         self._watched: dict[tuple[float, float], list[list[float]]] = {}  # (f_lo, f_hi) -> [[t0, t1], ...]
         self.newly_solid: list[Track] = []
@@ -301,7 +321,7 @@ class Tracker:
 
     def held_objects(self) -> int:
         """Everything the tracker holds (tracks, detections, summaries, watched intervals): flat over a long run."""
-        return sum(t.held() for t in self._tracks) + sum(len(v) for v in self._watched.values())
+        return sum(t.held() for t in self._tracks + self._parked) + sum(len(v) for v in self._watched.values())
 
     def _near(self, tr: Track, center_hz: float, bw_hz: float, t0_s: float, last_s: float) -> bool:
         close = abs(center_hz - tr.center_hz) <= self.freq_tol_hz + 0.5 * (bw_hz + tr.bw_hz)
@@ -413,12 +433,12 @@ class Tracker:
                 self.newly_solid.append(tr)
 
     # -- closing ------------------------------------------------------------------------------------
-    def _join(self, tracks: list[Track]) -> list[tuple[Track, list[Track]]]:
-        """Join tracks that match in frequency and come within max_gap_s of each other in time. Exact
-        tracks first; a rough (channel-test) track then joins an exact one without moving it, so one
-        wide test cannot bridge several neighbouring emitters. Returns (joined track, the tracks joined
-        into it)."""
-        out: list[Track] = []
+    def _groups(self, tracks: list[Track]) -> list[list[Track]]:
+        """Which tracks join (without joining them): those that match in frequency and come within
+        max_gap_s of each other in time. Exact tracks first; a rough (channel-test) track then joins an
+        exact one without moving it, so one wide test cannot bridge several neighbouring emitters.
+        Each group's first track is the one the others join."""
+        out: list[_Proxy] = []
         members: list[list[Track]] = []
         centers: list[float] = []
         order: list[int] = []  # out index, sorted by centre (aligned with centers)
@@ -432,7 +452,7 @@ class Tracker:
                 i = bisect.bisect_right(centers, tr.center_hz)
                 centers.insert(i, tr.center_hz)
                 order.insert(i, len(out))
-                out.append(tr)
+                out.append(_Proxy(tr))
                 members.append([tr])
                 max_bw = max(max_bw, tr.bw_hz)
             else:
@@ -448,30 +468,66 @@ class Tracker:
                     i = bisect.bisect_right(centers, o.center_hz)
                     centers.insert(i, o.center_hz)
                     order.insert(i, j)
-        return list(zip(out, members))
+        return members
+
+    def _join(self, tracks: list[Track]) -> list[tuple[Track, list[Track]]]:
+        """Join tracks as :meth:`_groups` says. Returns (joined track, the tracks joined into it)."""
+        out = []
+        for group in self._groups(tracks):
+            head = group[0]
+            for tr in group[1:]:
+                head.absorb(tr)
+            out.append((head, group))
+        return out
 
     def expire(self, horizon_s: float) -> list[Closed]:
-        """Close the tracks no detection starting at or after ``horizon_s`` can join (module docstring)."""
+        """Close the tracks no detection starting at or after ``horizon_s`` can join (module docstring).
+
+        A track out of reach that would join a track still open is parked (out of the index: no
+        detection can join it any more) until everything it joins is out of reach too; then they join
+        and close as one. So when tracks close does not depend on how the input was cut into blocks.
+        """
         due = [t for t in self._tracks if horizon_s - t.last_s > self.max_gap_s]
         closed: list[Closed] = []
-        if due:
-            group: dict[int, Track] = {id(t): t for t in due}
-            for t in due:  # open neighbours that may join them
+        if due or self._parked:
+            for t in due:
+                self._remove(t)
+            cands = self._parked + due
+            group: dict[int, Track] = {id(t): t for t in cands}
+            for t in cands:  # open neighbours that may join them
                 reach = self.freq_tol_hz + 0.5 * (t.bw_hz + self._max_bw)
                 a = bisect.bisect_left(self._centers, t.center_hz - reach)
                 b = bisect.bisect_right(self._centers, t.center_hz + reach)
                 for o in self._tracks[a:b]:
                     group.setdefault(id(o), o)
-            for t in group.values():
-                self._remove(t)
-            for joined, members in self._join(list(group.values())):
-                self._settle_ids(joined, members, closed)
-                if horizon_s - joined.last_s > self.max_gap_s:
+            self._parked = []
+            for members in self._groups(list(group.values())):
+                if any(horizon_s - m.last_s <= self.max_gap_s for m in members):
+                    self._parked.extend(m for m in members if horizon_s - m.last_s > self.max_gap_s)
+                    continue
+                for joined, ms in self._join(members):
+                    self._settle_ids(joined, ms, closed)
                     closed.append(Closed(joined.track_id, self.emission(joined), announced=joined.announced))
-                else:
-                    self._insert(joined)
+            if len(self._parked) > PARK_CAP:  # a long-lived track with many short neighbours: join them into it now
+                parked, self._parked = self._parked, []
+                group = {id(t): t for t in parked}
+                for t in parked:
+                    reach = self.freq_tol_hz + 0.5 * (t.bw_hz + self._max_bw)
+                    a = bisect.bisect_left(self._centers, t.center_hz - reach)
+                    b = bisect.bisect_right(self._centers, t.center_hz + reach)
+                    for o in self._tracks[a:b]:
+                        group.setdefault(id(o), o)
+                for t in group.values():
+                    if t not in parked:
+                        self._remove(t)
+                for joined, ms in self._join(list(group.values())):
+                    self._settle_ids(joined, ms, closed)
+                    if horizon_s - joined.last_s > self.max_gap_s:
+                        closed.append(Closed(joined.track_id, self.emission(joined), announced=joined.announced))
+                    else:
+                        self._insert(joined)
             self._max_bw = max((t.bw_hz for t in self._tracks), default=0.0)
-        starts = [t.start_s for t in self._tracks]
+        starts = [t.start_s for t in self._tracks + self._parked]
         longest = max(self.scales_s, default=0.0)
         self._prune_watched(min(starts + [horizon_s]) - longest - 1.0)
         return closed
@@ -491,7 +547,8 @@ class Tracker:
 
     def close_all(self) -> list[Closed]:
         """End of the run: every open track closes (joined as above), in order of start then frequency."""
-        tracks, self._tracks, self._centers, self._max_bw = self._tracks, [], [], 0.0
+        tracks, self._tracks, self._centers, self._max_bw = self._tracks + self._parked, [], [], 0.0
+        self._parked = []
         closed: list[Closed] = []
         for joined, members in self._join(tracks):
             self._settle_ids(joined, members, closed)
