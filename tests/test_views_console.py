@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sdrwatch.net.client", reason="the collector's console client")
-
-from sdrwatch.views.console import ConsoleState, Feed, connect, log_line, make_app  # noqa: E402
-from sdrwatch.views.plots import severity_colour  # noqa: E402
-import station as S  # noqa: E402
+from sdrwatch.views.console import ConsoleState, Feed, connect, log_line, make_app
+from sdrwatch.views.plots import severity_colour
+import station as S
 
 ALERT_HIGH = "school-12-rx0-c0ffee000001"
 ALERT_LOW = "school-12-rx0-c0ffee000002"

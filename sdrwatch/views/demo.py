@@ -112,6 +112,7 @@ class Demo:
     procs: dict = field(default_factory=dict)
     sites: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    scenes: dict = field(default_factory=dict)
 
     # -- setting up ------------------------------------------------------------------------------
 
@@ -148,7 +149,14 @@ class Demo:
             K.new(w / "keys", s.site, s.site)
             d = w / "sites" / s.site
             d.mkdir(parents=True)
-            cfg = f"""# sdrwatch demo site {s.site}: {s.story}
+            self.sites.append((s, d))
+            self.scenes[s.site] = scene
+            self.write_config(s, d, now, now + self.duration_s)
+        self.log(f"demo: work folder {w}, session {self.session}; keys made, {len(self.sites)} sites configured")
+
+    def write_config(self, s: DemoSite, d: Path, start_s: float, end_s: float) -> None:
+        """The site's config; the session runs from when the agents start to the planned end."""
+        (d / "site.toml").write_text(f"""# sdrwatch demo site {s.site}: {s.story}
 [site]
 id = "{s.site}"
 timezone = "UTC"
@@ -156,24 +164,21 @@ state_dir = "state"
 
 [[receiver]]
 name = "rx0"
-uri = "sim:{scene}"
+uri = "sim:{self.scenes[s.site]}"
 sample_rate_hz = {RATE_HZ:g}
 gain_db = 29.7
 tuner = "r820t"
 {BANDS}
 [[session]]
 name = "{self.session}"
-start = "{_iso(now - 30)}"
-end = "{_iso(now + self.duration_s + 60)}"
+start = "{_iso(start_s)}"
+end = "{_iso(end_s)}"
 
 [collector]
 endpoint = "{self.endpoint}"
 server_key = "../../keys/collector.key"
 agent_key = "../../keys/{s.site}.key_secret"
-"""
-            (d / "site.toml").write_text(cfg)
-            self.sites.append((s, d))
-        self.log(f"demo: work folder {w}, session {self.session}; keys made, {len(self.sites)} sites configured")
+""")
 
     def learn_baselines(self) -> None:
         """Each site's pre-session baseline, from its simulator run as fast as it goes."""
@@ -222,6 +227,9 @@ agent_key = "../../keys/{s.site}.key_secret"
             if self.procs["collector"].poll() is not None or time.monotonic() > deadline:
                 raise SdrwatchError(f"the collector did not start (see {w / 'logs' / 'collector.log'})")
             time.sleep(0.05)
+        now = time.time()
+        for s, d in self.sites:  # the session: from now to the end, with time for the agents to stop
+            self.write_config(s, d, now, now + self.duration_s + 30)
         for s, d in self.sites:
             out = open(w / "logs" / f"{s.site}.jsonl", "wb")
             err = open(w / "logs" / f"{s.site}.log", "wb")

@@ -352,7 +352,7 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
         online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(s.get("online"), '<span class="none">unknown</span>')
         mark = "" if s.get("uptime_method") == "heartbeats" else "*"
         out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}</td><td class="num">{100 * s["uptime"]:.1f} %{mark}</td>'
-                   f'<td class="num">{s["heartbeats"]}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td></tr>')
+                   f'<td class="num">{s["heartbeats"] if s.get("uptime_method") == "heartbeats" else "–"}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td></tr>')
     out.append("</tbody></table>")
     if any(s.get("uptime_method") != "heartbeats" for s in data.sites):
         out.append('<p class="sub">* uptime from each agent run (its start record to its stop record or last contact): the database holds no heartbeat history.</p>')
