@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from pathlib import Path
 
@@ -56,8 +57,13 @@ def _merge(pieces: list[dict]) -> list[dict]:
 @click.option("--format", "fmt", type=click.Choice(["cu8", "cs8", "cs16", "cf32"]), default="cu8",
               show_default=True, help="Sample format of the data file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
+@click.option("--timeout", "timeout_s", type=float, default=None, metavar="S",
+              help="Give up if the whole recording is not done after S seconds "
+                   "[default: 60 s + twice the recording's length].")
+@click.option("--stall-timeout", "stall_s", type=float, default=10.0, show_default=True, metavar="S",
+              help="Give up when a network receiver delivers no samples for S seconds (reconnecting meanwhile).")
 def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, output: str, gain: str,
-           ppm: int, fmt: str, overwrite: bool) -> None:
+           ppm: int, fmt: str, overwrite: bool, timeout_s: float | None, stall_s: float) -> None:
     """Record IQ from SOURCE_URI (rtlsdr://0, rtl_tcp://HOST:PORT, sim:SCENE.toml or a recording)
     into a SigMF recording.
 
@@ -76,8 +82,15 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
     per_capture = int(round(duration * rate_hz))
     if per_capture <= 0:
         raise PlanError(f"--duration {duration} at {rate_hz:g} S/s is less than one sample")
+    if not 0 < stall_s < 1e7:
+        raise PlanError(f"invalid --stall-timeout {stall_s!r}: must be positive seconds")
+    if timeout_s is None:
+        timeout_s = 60.0 + 2 * duration * len(centers)
+    elif not 0 < timeout_s < 1e8:
+        raise PlanError(f"invalid --timeout {timeout_s!r}: must be positive seconds")
+    deadline = _Deadline(timeout_s)
 
-    with open_source(source_uri) as src:
+    with open_source(source_uri, stall_s=stall_s) as src:
         src.set_sample_rate(rate_hz)
         src.set_gain(gain_db)
         if ppm:
@@ -103,9 +116,24 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
                                    show_eta=True) if show else _NoBar() as bar:
                 for center in centers:
                     src.tune(center)
-                    _record_capture(src, writer, center, per_capture, gain_db, ppm, truth, bar)
+                    _record_capture(src, writer, center, per_capture, gain_db, ppm, truth, bar, deadline)
             meta_path = writer.close()
     click.echo(str(meta_path))
+
+
+class _Deadline:
+    """The whole recording's deadline, checked after every block (a block itself is bounded by the
+    receiver's no-progress deadline)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.end = time.monotonic() + timeout_s
+
+    def check(self, center_hz: float, done: int, total: int, rate_hz: float) -> None:
+        if time.monotonic() > self.end:
+            raise SourceError(f"recording did not finish within {self.timeout_s:g} s (--timeout): at "
+                              f"{center_hz / 1e6:.6g} MHz only {done / rate_hz:.2f} of {total / rate_hz:.2f} s arrived; "
+                              "the receiver delivers samples slower than its sample rate; nothing partial was kept")
 
 
 class _NoBar:
@@ -120,7 +148,7 @@ class _NoBar:
 
 
 def _record_capture(src, writer: SigMFWriter, center: float, total: int, gain_db: float | None, ppm: int,
-                    truth, bar) -> None:
+                    truth, bar, deadline: _Deadline) -> None:
     remaining = total
     started = False
     pieces: list[dict] = []
@@ -146,6 +174,8 @@ def _record_capture(src, writer: SigMFWriter, center: float, total: int, gain_db
                 pieces.append({**t, "sample_start": at + int(t["sample_start"]), "sample_count": int(t["sample_count"])})
         remaining -= n
         bar.update(n)
+        if remaining > 0:
+            deadline.check(center, total - remaining, total, float(block.sample_rate_hz or 1.0))
     core = ("sample_start", "sample_count", "freq_lower_hz", "freq_upper_hz", "label", "comment")
     for t in _merge(pieces):
         writer.annotate(t["sample_start"], t["sample_count"], freq_lower_hz=t.get("freq_lower_hz"),

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ..errors import PlanError, SdrwatchError, SourceError
+from ..errors import LinkLost, PlanError, SdrwatchError, SourceError
 from . import iq
 from .base import Block, Source, SourceInfo
 
@@ -196,6 +196,9 @@ def _gains_for(tuner_id: int, profile: Any) -> list[float]:
 
 
 # -------------------------------------------------------------------------------------------- client
+_SILENT = "the link went silent"
+
+
 class _Dropped(Exception):
     """The connection went away (EOF, reset, timeout); the message says how."""
 
@@ -208,6 +211,16 @@ class RtlTcpSource(Source):
     or 17 ms and 32 KiB for an unknown tuner;
     ``reconnect_attempts`` and ``reconnect_backoff_s`` bound how hard a dropped link is retried
     (the backoff doubles each attempt, capped at 5 s) before :class:`SourceError` is raised.
+
+    ``stall_s`` is the no-progress deadline (default 10 s): a ``read`` that has not delivered its
+    samples ``stall_s`` after they were due (``num_samples / sample_rate_hz``), whatever happened
+    meanwhile (reconnects that each stream a little and close, a link trickling a few bytes a second,
+    a stalled or reset link), raises :class:`~sdrwatch.errors.LinkLost` saying what happened. Commands
+    (tune, gain, ...) get the same deadline beyond their settling time. ``timeout_s`` bounds one
+    connect or one silent ``recv`` inside it (a silence that long is a drop, and reconnects).
+    After :class:`LinkLost` the source is not connected; the next call reconnects with a fresh
+    deadline, so a long-running caller retries forever by catching it (and reporting it as health).
+    ``stall_s=None`` turns the deadline off.
     """
 
     def __init__(
@@ -221,6 +234,7 @@ class RtlTcpSource(Source):
         drain_max_s: float = 0.5,
         reconnect_attempts: int = 5,
         reconnect_backoff_s: float = 0.25,
+        stall_s: float | None = 10.0,
         sample_rate_hz: float | None = None,
         center_hz: float | None = None,
         gain_db: float | None = None,
@@ -234,6 +248,14 @@ class RtlTcpSource(Source):
         self.drain_max_s = float(drain_max_s)
         self.reconnect_attempts = int(reconnect_attempts)
         self.reconnect_backoff_s = float(reconnect_backoff_s)
+        if stall_s is not None and not 0 < float(stall_s) < 1e7:
+            raise SourceError(f"stall deadline {stall_s!r} s: must be positive seconds")
+        self.stall_s = None if stall_s is None else float(stall_s)
+        self._deadline: float | None = None  # monotonic time the current operation must finish by
+        self._op_start = 0.0
+        self._op_bytes = 0  # stream bytes received during the current operation
+        self._op_reconnects = 0
+        self.links_lost = 0
         self.sample_index = 0
         self.dropped_connections = 0
         self.reconnects = 0
@@ -249,33 +271,67 @@ class RtlTcpSource(Source):
         if center_hz is not None:
             self.center_hz = float(center_hz)
         self.ppm = int(ppm)
+        self._begin(0.0)
         try:
             self._connect()
         except _Dropped as exc:
             raise SourceError(f"rtl_tcp {self.host}:{self.port}: {exc}") from None
         if gain_db is not None:
             self.gain_db = self._round_gain(gain_db)
+        self._begin(self._settle_budget_s())
         try:
             self._send_settings()
         except _Dropped as exc:
             self._reconnect(str(exc))
 
+    # -- deadlines ----------------------------------------------------------------------------------
+    def _settle_budget_s(self) -> float:
+        """What one resynchronisation may legitimately take: settle, drain, discard at the stream rate."""
+        return self.settle_s + self.drain_max_s + self.discard_bytes / 2 / max(self.sample_rate_hz, 1.0)
+
+    def _begin(self, expected_s: float) -> None:
+        """Start an operation that should take ``expected_s``; it gets ``stall_s`` more before LinkLost."""
+        now = time.monotonic()
+        self._op_start, self._op_bytes, self._op_reconnects = now, 0, 0
+        self._deadline = None if self.stall_s is None else now + expected_s + self.stall_s
+
+    def _remaining_s(self, reason: str) -> float:
+        """Seconds left before the deadline (inf without one); raise LinkLost once it has passed."""
+        if self._deadline is None:
+            return float("inf")
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self._lost(reason)
+        return left
+
+    def _lost(self, reason: str) -> LinkLost:
+        self._close_socket()
+        self.links_lost += 1
+        waited = time.monotonic() - self._op_start
+        if reason == _SILENT and self._op_bytes:
+            reason = f"only {self._op_bytes} bytes arrived (a stalled or far too slow link)"
+        again = f", {self._op_reconnects} reconnect(s) delivered too little" if self._op_reconnects else ""
+        log.info("rtl_tcp %s:%d lost: %s", self.host, self.port, reason)
+        return LinkLost(f"rtl_tcp {self.host}:{self.port} lost: {reason}; no samples for {waited:.0f} s{again}",
+                        uri=self.uri, reason=reason, waited_s=waited, reconnects=self._op_reconnects)
+
     # -- connection ---------------------------------------------------------------------------------
     def _connect(self) -> None:
         """Open the socket and read the greeting; raise _Dropped with a short reason on failure."""
+        timeout_s = min(self.timeout_s, self._remaining_s("no answer"))
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+            sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
         except ConnectionRefusedError:
             raise _Dropped("connection refused (is rtl_tcp or 'sdrwatch simulate' running there?)") from None
         except socket.gaierror as exc:
             raise _Dropped(f"unknown host ({exc.strerror})") from None
         except TimeoutError:
-            raise _Dropped(f"no answer within {self.timeout_s:g} s") from None
+            raise _Dropped(f"no answer within {timeout_s:g} s") from None
         except OSError as exc:
             raise _Dropped(exc.strerror or str(exc)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         hdr = bytearray()
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + timeout_s
         try:
             while len(hdr) < GREETING.size:
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
@@ -286,7 +342,7 @@ class RtlTcpSource(Source):
         except TimeoutError:
             sock.close()
             raise _Dropped(f"not an rtl_tcp server, or busy with another client (no RTL0 greeting within "
-                           f"{self.timeout_s:g} s)") from None
+                           f"{timeout_s:g} s)") from None
         except OSError as exc:
             sock.close()
             raise _Dropped(f"connection failed during the greeting ({exc.strerror or exc})") from None
@@ -321,7 +377,10 @@ class RtlTcpSource(Source):
         self._close_socket()
         last = reason
         for attempt in range(self.reconnect_attempts):
-            time.sleep(min(self.reconnect_backoff_s * (2 ** attempt), 5.0))
+            pause = min(self.reconnect_backoff_s * (2 ** attempt), 5.0)
+            if pause >= self._remaining_s(last):  # the next attempt would come after the deadline
+                raise self._lost(last)
+            time.sleep(pause)
             try:
                 self._connect()
                 self._send_settings()
@@ -331,10 +390,15 @@ class RtlTcpSource(Source):
                 log.info("rtl_tcp %s:%d reconnect attempt %d failed: %s", self.host, self.port, attempt + 1, last)
                 continue
             self.reconnects += 1
+            self._op_reconnects += 1
             log.warning("rtl_tcp %s:%d reconnected", self.host, self.port)
             return
-        raise SourceError(f"rtl_tcp {self.host}:{self.port} lost: {reason} "
-                          f"(gave up after {self.reconnect_attempts} reconnect attempts; last: {last})")
+        self._close_socket()
+        self.links_lost += 1
+        raise LinkLost(f"rtl_tcp {self.host}:{self.port} lost: {reason} "
+                       f"(gave up after {self.reconnect_attempts} reconnect attempts; last: {last})",
+                       uri=self.uri, reason=last, waited_s=time.monotonic() - self._op_start,
+                       reconnects=self._op_reconnects)
 
     def _send(self, *commands: tuple[int, int]) -> None:
         if self._sock is None:
@@ -346,6 +410,10 @@ class RtlTcpSource(Source):
 
     def _command(self, *commands: tuple[int, int]) -> None:
         """Send commands and resynchronise; a drop reconnects, which re-sends every setting anyway."""
+        self._begin(self._settle_budget_s())
+        if self._sock is None:  # lost earlier (LinkLost): reconnecting re-sends every setting
+            self._reconnect("not connected after the link was lost")
+            return
         try:
             self._send(*commands)
             self._resync()
@@ -374,13 +442,20 @@ class RtlTcpSource(Source):
         got = 0
         try:
             while got < len(view):
-                n = sock.recv_into(view[got:])
+                wait_s = min(self.timeout_s, self._remaining_s(_SILENT))
+                sock.settimeout(wait_s)
+                try:
+                    n = sock.recv_into(view[got:])
+                except TimeoutError:
+                    if wait_s < self.timeout_s:  # the operation's deadline, not a silent link
+                        self._remaining_s(_SILENT)
+                        continue
+                    raise _Dropped(f"no samples for {self.timeout_s:g} s") from None
                 if n == 0:
                     raise _Dropped("server closed the connection")
                 got += n
-        except TimeoutError:
-            raise _Dropped(f"no samples for {self.timeout_s:g} s") from None
-        except _Dropped:
+                self._op_bytes += n
+        except (_Dropped, LinkLost):
             raise
         except OSError as exc:
             raise _Dropped(exc.strerror or str(exc)) from None
@@ -432,6 +507,7 @@ class RtlTcpSource(Source):
         n = int(num_samples)
         if n < 0:
             raise SourceError(f"cannot read {n} samples")
+        self._begin(n / max(self.sample_rate_hz, 1.0))
         buf = bytearray(2 * n)
         while True:
             try:
@@ -516,6 +592,7 @@ class RtlTcpSource(Source):
                 "gain_count": self.gain_count,
                 "dropped_connections": self.dropped_connections,
                 "reconnects": self.reconnects,
+                "links_lost": self.links_lost,
                 "discarded_bytes": self.discarded_bytes,
                 "settle_s": self.settle_s,
                 "discard_bytes": self.discard_bytes,
