@@ -249,6 +249,20 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _check_output(out: Path, inputs: list[Path], overwrite: bool, what: str) -> None:
+    """Never write over an input; replace an existing file only with --overwrite, and never a read-only one."""
+    import os
+
+    for p in inputs:
+        if (out.exists() and p.exists() and os.path.samefile(out, p)) or out.resolve() == p.resolve():
+            raise SdrwatchError(f"-o {out} is the input {p}: choose another output file")
+    if out.exists():
+        if not overwrite:
+            raise SdrwatchError(f"{out} exists: give --overwrite to replace it, or another -o")
+        if out.is_dir() or not out.stat().st_mode & 0o222:  # mode bits: root may write anything
+            raise SdrwatchError(f"{out} is read-only (or not a file): not replaced")
+
+
 @click.group()
 def baseline():
     """Learn a site's spectrum before the exam, and look at it.
@@ -265,7 +279,8 @@ def baseline():
 @click.option("-o", "--output", required=True, metavar="FILE", help="Baseline file to write (.npz).")
 @recording_options
 @click.option("--fft-size", type=int, default=None, help="FFT points per segment (default: bins of about 2 kHz, e.g. 1024 at 2.4 MS/s).")
-def baseline_build(recording, output, rate, freq, sample_format, fft_size):
+@click.option("--overwrite", is_flag=True, help="Replace an existing baseline file.")
+def baseline_build(recording, output, rate, freq, sample_format, fft_size, overwrite):
     """Learn a baseline from RECORDING and write it to FILE.
 
     \b
@@ -274,10 +289,13 @@ def baseline_build(recording, output, rate, freq, sample_format, fft_size):
     """
     from ..replay import learn_baseline
 
+    out = Path(output) if output.endswith(".npz") else Path(output + ".npz")
     rec = _open(recording, rate, freq, sample_format)
+    _check_output(out, [Path(recording), *(Path(p) for p in (rec.path, rec.meta_path) if p)],
+                  overwrite, "baseline")
     with progress_bar("learning baseline", rec.num_samples) as cb:
         base = learn_baseline(rec, _settings(fft_size), cb)
-    path = base.save(output)
+    path = base.save(out)
     bins = sum(len(h.freq_hz) for h in base.hops)
     click.echo(f"{path}: {len(base.hops)} hop(s), {bins} bins, {rec.duration_s:.2f} s of {recording}")
 
@@ -285,7 +303,8 @@ def baseline_build(recording, output, rate, freq, sample_format, fft_size):
 @baseline.command("show")
 @click.argument("baseline_file")
 @click.option("-o", "--output", metavar="PNG", help="Image to write (default: next to the baseline, .png).")
-def baseline_show(baseline_file, output):
+@click.option("--overwrite", is_flag=True, help="Replace an existing image.")
+def baseline_show(baseline_file, output, overwrite):
     """Plot a baseline (noise floor, median, 99th percentile, max-hold, duty) to a PNG.
 
     \b
@@ -294,8 +313,9 @@ def baseline_show(baseline_file, output):
     """
     from ..baseline import Baseline, plot_baseline
 
-    base = Baseline.load(baseline_file)
     out = Path(output) if output else Path(baseline_file).with_suffix(".png")
+    _check_output(out, [Path(baseline_file)], overwrite, "image")
+    base = Baseline.load(baseline_file)
     plot_baseline(base, out)
     click.echo(str(out))
 
