@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SdrwatchError
+from .radio.file import loads_json
 
 FREQ_SLACK_HZ = 5e3
 TIME_SLACK_S = 0.05
@@ -29,7 +30,7 @@ def emissions_from_jsonl(path: str | Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = loads_json(line, f"{p}:{n}", SdrwatchError)
         except json.JSONDecodeError:
             raise SdrwatchError(f"{p}:{n}: not a JSON line") from None
         if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):

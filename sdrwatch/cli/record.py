@@ -10,7 +10,7 @@ import click
 
 from ..errors import PlanError, SourceError
 from ..radio.base import open_source
-from ..radio.file import EXTENSION, SigMFWriter, iso_utc, parse_hz
+from ..radio.file import EXTENSION, SigMFWriter, iso_utc, parse_hz, parse_tuning_hz
 
 BLOCK_SAMPLES = 262144
 
@@ -72,7 +72,7 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
       sdrwatch record rtlsdr://0 --freq 433.92M --rate 2.4M --duration 10 -o site-433
       sdrwatch record rtl_tcp://pi:1234 --freq 169.4M --freq 433.92M --rate 1M --duration 2 -o hops
     """
-    centers = [parse_hz(f, what="frequency") for f in freqs]
+    centers = [parse_tuning_hz(f, what="frequency") for f in freqs]
     rate_hz = parse_hz(rate, what="sample rate")
     if not Path(output).name.strip(". "):
         raise PlanError(f"-o {output!r}: give a file stem, e.g. -o site-433")

@@ -29,12 +29,12 @@ def detector_options(f):
 
 
 def _open(path: str, rate: str | None, freq: str | None, sample_format: str | None):
-    from ..radio.file import open_recording, parse_hz
+    from ..radio.file import open_recording, parse_hz, parse_tuning_hz
 
     return open_recording(
         path,
         sample_rate_hz=parse_hz(rate, what="sample rate") if rate else None,
-        center_hz=parse_hz(freq) if freq else None,
+        center_hz=parse_tuning_hz(freq) if freq else None,
         fmt=sample_format,
     )
 
@@ -96,10 +96,16 @@ def _print_table(emissions, title: str) -> None:
 
 
 def _check_long_enough(rec, settings) -> None:
-    """A recording shorter than one FFT has nothing to analyse: say so rather than report nothing."""
-    fft = settings.resolved(rec).spectrum.fft_size
+    """A recording shorter than one frame has nothing to analyse: say so rather than report nothing
+    (the same refusal as ``baseline build``)."""
+    spec = settings.resolved(rec).spectrum
+    fft = spec.fft_size
     if rec.num_samples < fft:
         raise SdrwatchError(f"{rec.path}: {rec.num_samples} samples is shorter than one {fft}-point FFT; nothing to analyse")
+    need = (spec.ffts_per_frame(rec.sample_rate_hz) - 1) * spec.hop_samples() + fft
+    if rec.num_samples < need:
+        raise SdrwatchError(f"{rec.path}: too short to analyse: {rec.num_samples} samples at {rec.sample_rate_hz:g} S/s, "
+                            f"need at least one {spec.frame_s * 1e3:g} ms frame ({need} samples)")
 
 
 def _reference(path: str, settings):
@@ -177,12 +183,12 @@ def replay(recording, baseline_path, out_format, duration_s, rate, freq, sample_
     base = _reference(baseline_path, settings) if baseline_path else None
     if live:
         from ..radio.base import open_source
-        from ..radio.file import parse_hz
+        from ..radio.file import parse_hz, parse_tuning_hz
 
         rate_hz = parse_hz(rate, what="sample rate") if rate else (base.meta["sample_rate_hz"] if base else 2.4e6)
         options = {"sample_rate_hz": rate_hz}
         if freq:
-            options["center_hz"] = parse_hz(freq)
+            options["center_hz"] = parse_tuning_hz(freq)
         src = open_source(recording, **options)
         rate_hz = src.sample_rate_hz
         if base is None:
@@ -351,6 +357,7 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
         records = emissions_from_jsonl(emissions_path)
     else:
         settings = _settings(fft_size, pfa, margin_db)
+        _check_long_enough(rec, settings)
         base = _reference(baseline_path, settings) if baseline_path else None
         with progress_bar(f"replaying {Path(recording).name}", rec.num_samples) as cb:
             records = [e.as_record() for e in detect(rec, base, settings, cb)]

@@ -88,10 +88,16 @@ _HZ_RE = re.compile(
 _SCALE = {"k": 1e3, "m": 1e6, "g": 1e9}
 
 
+#: tunings sdrwatch accepts (a centre frequency of 0 means "unknown" in a raw file)
+MAX_TUNING_HZ = 1e11
+MIN_TUNING_HZ = 1e5
+
+
 def parse_hz(text: str | float | int, *, what: str = "frequency") -> float:
     """``"433.92M"`` -> 433.92e6. Accepts plain Hz (``"250000"``, ``"1e6"``), a k/M/G suffix
     (``"250k"``, ``"169M"``, ``"1.2G"``, optionally followed by ``Hz``) and the suffix-as-decimal-point
     form ``"2M4"`` (= 2.4 MHz). Raises a one-line :class:`~sdrwatch.errors.PlanError` otherwise."""
+    unit = None
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = float(text)
     else:
@@ -99,10 +105,48 @@ def parse_hz(text: str | float | int, *, what: str = "frequency") -> float:
         if not m or (m.group("frac") and ("." in m.group("num") or "e" in m.group("num").lower())):
             raise PlanError(f"invalid {what} {text!r}: expected Hz or a k/M/G suffix, e.g. 433.92M, 250k, 1.2G")
         num = m.group("num") + ("." + m.group("frac") if m.group("frac") else "")
-        value = float(num) * _SCALE.get((m.group("unit") or "").lower(), 1.0)
+        unit = m.group("unit")
+        value = float(num) * _SCALE.get((unit or "").lower(), 1.0)
     if not math.isfinite(value) or value <= 0:
         raise PlanError(f"invalid {what} {text!r}: must be a positive number of Hz")
+    if what == "sample rate" and value < MIN_SAMPLE_RATE_HZ and not unit:
+        raise PlanError(f"invalid {what} {text!r}: {value:g} S/s is far too slow; did you mean "
+                        f"{str(text).strip()}{'M' if value < 100 else 'k'}?")
     return value
+
+
+def parse_tuning_hz(text: str | float | int, *, what: str = "frequency") -> float:
+    """:func:`parse_hz` for a centre frequency a receiver can be tuned to (100 kHz to 100 GHz). A bare
+    number too small to be a tuning is refused with a hint: ``--freq 1090`` -> "did you mean 1090M?"."""
+    value = parse_hz(text, what=what)
+    if value < MIN_TUNING_HZ:
+        hint = f"; did you mean {str(text).strip()}M?" if not isinstance(text, (int, float)) and str(text).strip()[-1:].isdigit() else ""
+        raise PlanError(f"invalid {what} {text!r}: {value:g} Hz cannot be a tuning "
+                        f"({MIN_TUNING_HZ / 1e3:g} kHz to {MAX_TUNING_HZ / 1e9:g} GHz){hint}")
+    if value > MAX_TUNING_HZ:
+        raise PlanError(f"invalid {what} {text!r}: above {MAX_TUNING_HZ / 1e9:g} GHz, not a tuning")
+    return value
+
+
+def loads_json(text: str | bytes, where: str, error: type = RecordingError):
+    """``json.loads`` for files someone handed us: nesting too deep, integers of more than 19 digits
+    and numbers beyond float range (``1e309``) are one-line ``error`` s naming ``where``, not a
+    traceback or a silent infinity. Syntax errors still raise ``json.JSONDecodeError``."""
+    def big_int(s: str) -> int:
+        if len(s.lstrip("-")) > 19:
+            raise error(f"{where}: integer {s[:8]}... with {len(s.lstrip('-'))} digits is out of range")
+        return int(s)
+
+    def finite(s: str) -> float:
+        v = float(s)
+        if not math.isfinite(v):
+            raise error(f"{where}: number {s[:24]} is out of range (beyond +-1.8e308)")
+        return v
+
+    try:
+        return json.loads(text, parse_int=big_int, parse_float=finite)
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply") from None
 
 
 class NameInfo(NamedTuple):
@@ -215,16 +259,26 @@ def _parse_iso(text: Any) -> float | None:
         s = m.group(1) + m.group(2)[:7] + m.group(3)
     try:
         t = _dt.datetime.fromisoformat(s)
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.timezone.utc)
+        ts = t.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
-    return t.timestamp()
+    if not _MIN_TIME_S <= ts <= _MAX_TIME_S:  # year 1 or 9999: not a capture time, and beyond what
+        return None                           # datetime can print once block offsets are added
+    return ts
+
+
+_MIN_TIME_S = _dt.datetime(1900, 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+_MAX_TIME_S = _dt.datetime(2200, 1, 1, tzinfo=_dt.timezone.utc).timestamp()
 
 
 def iso_utc(unix_s: float | None = None) -> str:
     """Unix seconds (default: now) -> SigMF ``core:datetime`` (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
-    t = _dt.datetime.now(_dt.timezone.utc) if unix_s is None else _dt.datetime.fromtimestamp(unix_s, _dt.timezone.utc)
+    try:
+        t = _dt.datetime.now(_dt.timezone.utc) if unix_s is None else _dt.datetime.fromtimestamp(unix_s, _dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):  # out of datetime's range: the time is unknown, use now
+        t = _dt.datetime.now(_dt.timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -419,6 +473,8 @@ def open_recording(path: str | Path, *, sample_rate_hz: float | None = None, cen
         check_format(fmt)
     if sample_rate_hz is not None and not (sample_rate_hz > 0 and math.isfinite(sample_rate_hz)):
         raise RecordingError(f"invalid sample rate {sample_rate_hz!r} for {path}")
+    if center_hz is not None and not (math.isfinite(center_hz) and 0 <= center_hz <= MAX_TUNING_HZ):
+        raise RecordingError(f"invalid centre frequency {center_hz!r} for {path} (0 to {MAX_TUNING_HZ:g} Hz)")
     text = str(path)
     forced: str | None = None
     if text.startswith("file://"):
@@ -479,6 +535,8 @@ def _open_raw(p: Path, forced: str | None, sample_rate_hz, center_hz, fmt) -> Re
         raise RecordingError(f"{p}: no sample rate: name the file like NAME_433.92M_250k.{fmt} or pass --rate")
     rate = _check_rate(rate, str(p))
     center = center_hz if center_hz is not None else info.center_hz
+    if center is not None and not 0 <= center <= MAX_TUNING_HZ:
+        raise RecordingError(f"{p}: centre frequency {center:g} Hz from its name is not a tuning (0 to {MAX_TUNING_HZ:g} Hz)")
     num = _whole_samples(p, _data_size(p), fmt)
     global_meta = {"core:datatype": SIGMF_DATATYPE[fmt], "core:sample_rate": float(rate),
                    "core:version": SIGMF_VERSION, "core:num_channels": 1,
@@ -496,7 +554,7 @@ def _open_sigmf(meta_path: Path, data_path: Path, sample_rate_hz, center_hz, fmt
         raise RecordingError(f"{meta_path} is missing (needed to read {data_path})")
     try:
         with open(meta_path, "rb") as fh:
-            meta = json.loads(fh.read().decode("utf-8"))
+            meta = loads_json(fh.read().decode("utf-8"), str(meta_path))
     except json.JSONDecodeError as exc:
         raise RecordingError(f"{meta_path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except UnicodeDecodeError:
@@ -576,8 +634,9 @@ def _open_sigmf(meta_path: Path, data_path: Path, sample_rate_hz, center_hz, fmt
         if end <= start:
             continue  # zero-length capture: superseded by the next one at the same sample
         freq = _number(c.get("core:frequency"))
-        if freq is None and c.get("core:frequency") is not None:
-            raise RecordingError(f"{meta_path}: capture {i} has an invalid core:frequency {c.get('core:frequency')!r}")
+        if (freq is None and c.get("core:frequency") is not None) or (freq is not None and not 0 <= freq <= MAX_TUNING_HZ):
+            raise RecordingError(f"{meta_path}: capture {i} has an invalid core:frequency {c.get('core:frequency')!r}"
+                                 + (f" (0 to {MAX_TUNING_HZ:g} Hz)" if freq is not None else ""))
         if freq is None:
             if center_hz is None:
                 raise RecordingError(f"{meta_path}: capture {i} has no core:frequency (pass --freq to read it anyway)")

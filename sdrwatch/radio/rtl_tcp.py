@@ -128,9 +128,12 @@ class CommandParser:
 
 
 def parse_host_port(text: str, default_port: int = DEFAULT_PORT, *, allow_zero: bool = False) -> tuple[str, int]:
-    """``HOST:PORT``, ``HOST``, ``[::1]:PORT`` or ``rtl_tcp://HOST:PORT`` -> (host, port)."""
+    """``HOST:PORT``, ``HOST``, ``[::1]:PORT``, ``rtl_tcp://HOST:PORT``, or a bare ``PORT`` (or
+    ``:PORT``), which means 127.0.0.1:PORT -> (host, port)."""
     rest = text.split("://", 1)[1] if "://" in text else text
     rest = rest.strip().rstrip("/")
+    if rest.isdigit() or (rest.startswith(":") and rest[1:].isdigit()):
+        rest = "127.0.0.1:" + rest.lstrip(":")
     if rest.startswith("["):
         host, _, tail = rest[1:].partition("]")
         port_text = tail[1:] if tail.startswith(":") else ""

@@ -239,6 +239,10 @@ class Scene:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SourceError(f"{p}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise SourceError(f"{p}: not a scene (nested too deeply)") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise SourceError(f"{p}: not a scene ({' '.join(str(exc).split())[:100]})") from None
         return cls.from_dict(data, where=str(p), seed=seed, tuner=tuner, path=p)
 
     @classmethod
