@@ -187,3 +187,48 @@ def test_simulate_with_a_bare_port_serves_on_localhost(tmp_path):
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert f"127.0.0.1:{port}" in out, (out, err)
+
+
+# -------------------------------------------------------------------------------------- scenes (bounds)
+BASE_SCENE = """[scene]
+seed = 3
+[dongle]
+{dongle}
+[[emitter]]
+kind = "{kind}"
+freq_hz = 169.0e6
+snr_db = 20
+{emitter}
+"""
+
+
+@pytest.mark.parametrize("dongle,kind,emitter,needle", [
+    ("", "fsk", "[emitter.bursts]\nperiod_s = 1e-9\nlength_s = 5e-10", "period_s"),
+    ("", "fsk", "[emitter.duty]\nfraction = 0.5\nmean_on_s = 1e-12", "mean_on_s"),
+    ("", "cw", "bandwidth_hz = -5", "bandwidth_hz"),
+    ("dc_offset_dbfs = 1e6", "cw", "", "dc_offset_dbfs"),
+    ("iq_amplitude_db = 1e6", "cw", "", "iq_amplitude_db"),
+    ("", "nbfm", "fading_db_pp = 1e6", "fading_db_pp"),
+    ("", "cw", "ramp_s = 1e9", "ramp_s"),
+    ("", "cw", "windows = [[0, 1e300]]", "windows"),
+    ("", "gfsk", "bt = 1e-9", "'bt'"),
+    ("", "cw", "freq_hz = 1e30", None),
+    ("ppm_error = 1e12", "cw", "", "ppm_error"),
+])
+def test_scene_values_out_of_bounds_are_refused_in_one_line(tmp_path, dongle, kind, emitter, needle):
+    body = BASE_SCENE.format(dongle=dongle, kind=kind, emitter=emitter)
+    if needle is None:  # a duplicated key in the same table: the TOML parser refuses it
+        body = body.replace("freq_hz = 169.0e6\n", "")
+        needle = "freq_hz"
+    scene = tmp_path / "s.toml"
+    scene.write_text(body)
+    one_line(run("record", f"sim:{scene}", "--freq", "169M", "--rate", "250k", "--duration", "0.2", "-o", tmp_path / "o"),
+             needle)
+    assert not list(tmp_path.glob("o*"))
+
+
+def test_every_shipped_scene_is_within_bounds():
+    from sdrwatch.radio.sim.scene import Scene
+
+    for path in sorted((REC / "scenes").glob("*.toml")):
+        Scene.from_toml(path)

@@ -113,6 +113,64 @@ MAX_EMITTER_DBFS = 60.0
 MAX_EMITTER_HZ = 10e6
 
 
+#: bounds of every scene value (docs/scenes.md): (low, high) inclusive; values outside are refused in one
+#: line before anything is rendered (a burst every nanosecond, a 1e6 dB fade, a negative bandwidth
+#: are a broken scene, not a radio one)
+SCENE_BOUNDS = {
+    "noise_dbfs_hz": (-400.0, -30.0), "floor_dbfs_hz": (-400.0, -30.0), "reference_gain_db": (-20.0, 100.0),
+}
+DONGLE_BOUNDS = {
+    "dc_offset_dbfs": (-400.0, 0.0), "dc_offset_phase_deg": (-360.0, 360.0), "iq_amplitude_db": (-20.0, 20.0),
+    "iq_phase_deg": (-45.0, 45.0), "ppm_error": (-1000.0, 1000.0), "stale_samples": (0, 10_000_000),
+}
+EMITTER_BOUNDS = {
+    "freq_hz": (1.0, 1e11), "bandwidth_override_hz": (1.0, MAX_EMITTER_HZ), "ramp_s": (0.0, 10.0),
+    "fading_db_pp": (0.0, 60.0), "fading_period_s": (1e-3, 1e7),
+    # kind-specific
+    "audio_hz": (1.0, 100e3), "audio_bw_hz": (1.0, 100e3), "bt": (0.05, 10.0), "short_us": (1.0, 1e6),
+    "long_us": (1.0, 1e6), "sync_gap_us": (0.0, 1e7), "repeats": (1, 10_000),
+}
+SCHEDULE_BOUNDS = {
+    "period_s": (1e-3, 1e10), "length_s": (1e-5, 1e10), "offset_s": (-1e10, 1e10), "jitter_s": (0.0, 1e10),
+    "mean_on_s": (1e-3, 1e10), "start_s": (-1e10, 1e10), "stop_s": (-1e10, 1e10),
+}
+MAX_WINDOWS = 100_000
+MAX_EMITTERS = 1000
+
+
+def _check_bounds(where: str, values: dict[str, Any], bounds: dict[str, tuple]) -> None:
+    for key, (lo, hi) in bounds.items():
+        v = values.get(key)
+        if v is None or isinstance(v, bool) or (key in ("start_s", "stop_s") and math.isinf(v)):
+            continue  # absent (or an unbounded schedule edge)
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise SourceError(f"{where}: field {key.replace('bandwidth_override_hz', 'bandwidth_hz')!r} is {v:g}, "
+                              f"outside {lo:g} to {hi:g}")
+
+
+def check_scene_bounds(scene: "Scene", where: str) -> None:
+    """Refuse any scene value outside the documented bounds (``SCENE_BOUNDS`` ... ``SCHEDULE_BOUNDS``)."""
+    _check_bounds(f"{where} [scene]", vars(scene), SCENE_BOUNDS)
+    _check_bounds(f"{where} [dongle]", vars(scene.dongle), DONGLE_BOUNDS)
+    if len(scene.emitters) > MAX_EMITTERS:
+        raise SourceError(f"{where}: {len(scene.emitters)} emitters (at most {MAX_EMITTERS})")
+    for i, e in enumerate(scene.emitters):
+        at = f"{where} emitter[{i}] ({e.label!r})"
+        _check_bounds(at, vars(e), EMITTER_BOUNDS)
+        sched = e.schedule
+        used = {"start_s", "stop_s"} | ({"period_s", "length_s", "offset_s", "jitter_s"} if sched.kind == "bursts" else set()) \
+            | ({"mean_on_s"} if sched.kind == "duty" else set())
+        _check_bounds(at, {k: getattr(sched, k, None) for k in used}, SCHEDULE_BOUNDS)
+        windows = getattr(sched, "windows", None) or ()
+        if len(windows) > MAX_WINDOWS:
+            raise SourceError(f"{at}: {len(windows)} windows (at most {MAX_WINDOWS})")
+        for a, b in windows:
+            if not (math.isfinite(a) and math.isfinite(b) and -1e10 <= a < b <= 1e10):
+                raise SourceError(f"{at}: field 'windows' has [{a:g}, {b:g}], outside -1e10 to 1e10 s")
+        if e.bandwidth_hz <= 0 or not math.isfinite(e.bandwidth_hz):
+            raise SourceError(f"{at}: its bandwidth is {e.bandwidth_hz:g} Hz")
+
+
 class _Fields:
     """Typed access to one TOML table with one-line errors naming the file and the field."""
 
@@ -299,6 +357,7 @@ class Scene:
         from .faults import parse_faults  # fault injection ([[fault]] tables): sdrwatch/radio/sim/faults.py
 
         scene.faults = parse_faults(data.get("fault"), where)
+        check_scene_bounds(scene, where)
         return scene
 
     @staticmethod
@@ -348,6 +407,7 @@ class Scene:
         )
         if common["ramp_s"] < 0 or common["fading_period_s"] <= 0:
             raise SourceError(f"{where}: ramp_s must be >= 0 and fading_period_s > 0")
+        _check_bounds(where, common, {"bandwidth_override_hz": EMITTER_BOUNDS["bandwidth_override_hz"]})
         try:
             emitter = make_emitter(kind, common, specific)
         except (TypeError, ValueError) as exc:  # pragma: no cover - guarded by the checks above
