@@ -84,12 +84,18 @@ def score(rec, emissions: list[dict]) -> dict:
                 m["time_error_s"] = round(emissions[best]["start_s"] - t["start_s"], 6)
         matches.append(m)
     benign = 0
+    benign_names: list[str] = []
     false_alarms = []
     for i, e in enumerate(emissions):
         if i in used:
             continue
-        if any(_overlaps(e, t) for t in truth if not t["threat"]):
+        hit = [t for t in truth if not t["threat"] and _overlaps(e, t)]
+        if hit:
             benign += 1
+            for t in hit:
+                name = t["ann"].label or t["ann"].comment or f"{0.5 * (t['lo'] + t['hi']) / 1e6:.4f} MHz"
+                if name not in benign_names:
+                    benign_names.append(name)
         elif not any(_overlaps(e, t) for t in truth):
             false_alarms.append(e)
     found = [m for m in matches if m["found"]]
@@ -99,8 +105,15 @@ def score(rec, emissions: list[dict]) -> dict:
         "threats_found": len(found),
         "false_alarms": len(false_alarms),
         "benign_flagged": benign,
+        "benign_flagged_names": benign_names,
         "freq_error_hz_median": med([m["freq_error_hz"] for m in found]),
         "time_error_s_median": med([m["time_error_s"] for m in found if "time_error_s" in m]),
         "matches": matches,
         "false_alarm_emissions": false_alarms,
     }
+
+
+def benign_flagged_text(result: dict) -> str:
+    """``"0"``, or ``"1 (walkie-talkie-446)"``: how many benign emissions were flagged, and which emitters."""
+    names = result.get("benign_flagged_names") or []
+    return f"{result['benign_flagged']}" + (f" ({', '.join(names)})" if names else "")

@@ -232,3 +232,54 @@ def test_every_shipped_scene_is_within_bounds():
 
     for path in sorted((REC / "scenes").glob("*.toml")):
         Scene.from_toml(path)
+
+
+# -------------------------------------------------------------------------------------- small things
+def test_a_newline_in_a_file_name_does_not_split_the_error(tmp_path):
+    bad = tmp_path / "two\nlines\x1b[31m.cu8"
+    out = one_line(run("replay", bad))
+    assert "\\n" in out and "\\x1b" in out and "\x1b" not in out
+
+
+def test_record_sample_format_and_the_old_spelling(tmp_path):
+    res = run("record", "sim:demo", "--freq", "169.4M", "--rate", "250k", "--duration", "0.05", "-o", tmp_path / "a",
+              "--sample-format", "cs16")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "a.sigmf-meta").read_text())["global"]["core:datatype"] == "ci16_le"
+    res = CliRunner().invoke(main, ["record", "sim:demo", "--freq", "169.4M", "--rate", "250k", "--duration", "0.05",
+                                    "-o", str(tmp_path / "b"), "--format", "cf32"])
+    assert res.exit_code == 0, res.output
+    assert "warning: record --format is now --sample-format" in res.stderr
+    assert json.loads((tmp_path / "b.sigmf-meta").read_text())["global"]["core:datatype"] == "cf32_le"
+    one_line(run("record", "sim:demo", "--freq", "169.4M", "--rate", "250k", "--duration", "0.05", "-o", tmp_path / "c",
+                 "--format", "cf32", "--sample-format", "cu8"), "disagree")
+
+
+def test_evaluate_names_the_benign_emitter_it_flagged(tmp_path):
+    from sdrwatch.evaluate import benign_flagged_text, score
+    from sdrwatch.radio.file import open_recording
+
+    rec = open_recording(REC / "benign-exam")
+    benign = [a for a in rec.annotations if a.extra.get("sdrwatch:threat") is False and a.freq_lower_hz]
+    assert benign
+    a = benign[0]
+    fs = rec.sample_rate_hz
+    flagged = {"center_hz": 0.5 * (a.freq_lower_hz + a.freq_upper_hz), "bandwidth_hz": a.freq_upper_hz - a.freq_lower_hz,
+               "start_s": a.sample_start / fs, "end_s": (a.sample_start + (a.sample_count or 1)) / fs,
+               "peak_dbfs": -40.0, "snr_db": 20.0, "label": "unknown", "severity": 0.4}
+    result = score(rec, [flagged])
+    assert result["benign_flagged"] == 1 and result["benign_flagged_names"] == [a.label]
+    assert benign_flagged_text(result) == f"1 ({a.label})"
+    em = tmp_path / "em.jsonl"
+    em.write_text(json.dumps(flagged) + "\n")
+    res = run("evaluate", REC / "benign-exam", "--emissions", em)
+    assert res.exit_code == 0 and f"benign flagged 1 ({a.label})" in res.output, res.output
+
+
+def test_the_demo_scene_suggests_a_command_that_exists():
+    first = (REC / "scenes" / "demo.toml").read_text().splitlines()[:6]
+    tries = [line.split("Try:", 1)[1].split("(")[0].split() for line in first if "Try:" in line]
+    assert tries and tries[0][0] == "sdrwatch"
+    from sdrwatch.cli import COMMANDS
+
+    assert tries[0][1] in COMMANDS

@@ -119,7 +119,7 @@ def test_record_formats_and_auto_gain(tmp_path, source_recording):
     for fmt in ("cs16", "cf32"):
         out = tmp_path / f"one-{fmt}"
         result = run(str(source_recording) + ".sigmf-meta", "--freq", "433.92M", "--rate", "250000",
-                     "--duration", "0.01", "-o", f"{out}.sigmf-meta", "--format", fmt)
+                     "--duration", "0.01", "-o", f"{out}.sigmf-meta", "--sample-format", fmt)
         assert result.exit_code == 0, result.output
         rec = open_recording(out)
         assert rec.fmt == fmt and rec.num_samples == 2500
@@ -171,7 +171,7 @@ def test_record_unknown_source(tmp_path):
 def test_full_disk_for_real(tiny_tmpfs, source_recording):
     # 0.4 s at 250 kS/s cu8 per hop, two hops = 400 kB... use cf32 (8 bytes/sample) = 1.6 MB > 1 MiB
     result = run(str(source_recording), "--freq", "433.92M", "--freq", "868.3M", "--rate", "250k",
-                 "--duration", "0.4", "--format", "cf32", "-o", str(tiny_tmpfs / "full"))
+                 "--duration", "0.4", "--sample-format", "cf32", "-o", str(tiny_tmpfs / "full"))
     assert_one_line_error(result, "disk full while writing", "full.sigmf-data")
     assert list(tiny_tmpfs.iterdir()) == []
 

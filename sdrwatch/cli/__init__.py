@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import signal
 import sys
 
@@ -48,11 +49,35 @@ warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"sdrwatch\.")
 EXIT_BAD_INPUT = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_USAGE = 2  # a bad option or argument, as click reports it
+EXIT_CLOSED_STDOUT = 0  # stdout closed by its reader (`sdrwatch ... | head`): the reader had enough
+
+#: signals that end a command like Ctrl-C: SIGTERM (kill, systemd), SIGHUP (the ssh session dropped),
+#: SIGQUIT (Ctrl-\); writers clean up their partial files on the way out
+TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n))
 
 
 def _terminate(signum, frame) -> None:
-    """SIGTERM ends a command like Ctrl-C: writers clean up their partial files on the way out."""
+    """A terminating signal ends a command like Ctrl-C: writers clean up their partial files on the way out."""
     raise KeyboardInterrupt
+
+
+def _fd_identity(fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _exit_closed_stdout() -> None:
+    """The reader of stdout went away: point stdout at /dev/null (so the interpreter's final flush
+    cannot fail again) and exit with the one closed-stdout code."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(EXIT_CLOSED_STDOUT)
 
 
 class LazyGroup(click.Group):
@@ -78,17 +103,32 @@ class LazyGroup(click.Group):
         """Usage errors (a bad option value, a missing argument) are one ``error:`` line too, exit 2."""
         kwargs.setdefault("standalone_mode", True)
         try:
-            signal.signal(signal.SIGTERM, _terminate)
+            for sig in TERMINATING_SIGNALS:
+                signal.signal(sig, _terminate)
         except ValueError:  # not the main thread (an embedding program's worker): leave signals alone
             pass
+        stdout_was = _fd_identity(1)
         try:
-            return super().main(*args, **{**kwargs, "standalone_mode": False})
+            result = super().main(*args, **{**kwargs, "standalone_mode": False})
+            sys.stdout.flush()  # a reader that left after the last write shows up here, not at exit
+            return result
+        except BrokenPipeError:
+            _exit_closed_stdout()
+        except SystemExit as exc:
+            # rich (like the Python docs' recipe) answers a closed stdout by pointing it at /dev/null and
+            # exiting 1; give it the same code as every other command
+            # (and click wraps stdout in its PacifyFlushWrapper and exits 1)
+            if exc.code not in (0, None) and (type(sys.stdout).__name__ == "PacifyFlushWrapper" or (
+                    stdout_was is not None and _fd_identity(1) != stdout_was
+                    and _fd_identity(1) == _fd_identity_of_devnull())):
+                _exit_closed_stdout()
+            raise
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
             sys.exit(0)
         except click.UsageError as exc:
             hint = f" (see 'sdrwatch {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in exc.ctx.command_path else ""
-            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            click.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
             sys.exit(EXIT_USAGE)
         except click.exceptions.Abort:
             click.echo("error: interrupted; nothing partial was kept", err=True)
@@ -96,7 +136,7 @@ class LazyGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(f"error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
 
     def invoke(self, ctx: click.Context):  # noqa: D401 - click API
@@ -111,15 +151,29 @@ class LazyGroup(click.Group):
             if exc.errno == errno.ENOSPC:
                 fail(f"disk full while writing {exc.filename or 'output'}: nothing partial was kept")
             if exc.errno == errno.EPIPE:
-                sys.exit(0)
+                _exit_closed_stdout()
             fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else f"{exc.strerror or exc}")
         except UnicodeDecodeError as exc:
             fail(f"input is not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
+def _fd_identity_of_devnull() -> tuple[int, int] | None:
+    try:
+        st = os.stat(os.devnull)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters (a newline in a file name, an escape sequence) shown escaped,
+    so an error stays one line and cannot paint the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
+
+
 def fail(message: str) -> None:
     """Print ``error: MESSAGE`` on one line to stderr and exit non-zero."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(EXIT_BAD_INPUT)
 
 

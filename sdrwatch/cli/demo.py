@@ -55,7 +55,7 @@ def demo(duration_s, work, replay_only, rec_dir):
 def replay_demo(rec_dir):
     """Replay the shipped recordings against their baselines and score them against ground truth."""
     from ..errors import SdrwatchError
-    from ..evaluate import score
+    from ..evaluate import benign_flagged_text, score
     from ..radio.file import open_recording
     from ..replay import Settings, detect, load_reference
     from .replay import _print_table, stdout_console
@@ -76,7 +76,7 @@ def replay_demo(rec_dir):
             s = score(rec, [e.as_record() for e in emissions])
             console.print(
                 f"ground truth: threats found {s['threats_found']}/{s['threats']}, false alarms {s['false_alarms']}, "
-                f"benign flagged {s['benign_flagged']}"
+                f"benign flagged {benign_flagged_text(s)}"
                 + (f", median |df| {s['freq_error_hz_median']:.0f} Hz, |dt| {s['time_error_s_median'] * 1e3:.1f} ms" if s["threats_found"] else "")
             )
         ran += 1

@@ -54,8 +54,10 @@ def _merge(pieces: list[dict]) -> list[dict]:
 @click.option("-o", "--output", required=True, metavar="STEM", help="Writes STEM.sigmf-data and STEM.sigmf-meta.")
 @click.option("--gain", default="auto", show_default=True, metavar="DB|auto", help="Tuner gain in dB, or auto.")
 @click.option("--ppm", type=int, default=0, show_default=True, help="Frequency correction in ppm.")
-@click.option("--format", "fmt", type=click.Choice(["cu8", "cs8", "cs16", "cf32"]), default="cu8",
-              show_default=True, help="Sample format of the data file.")
+@click.option("--sample-format", "fmt", type=click.Choice(["cu8", "cs8", "cs16", "cf32"]), default=None,
+              help="Sample format of the data file (as replay's --sample-format).  [default: cu8]")
+@click.option("--format", "old_fmt", type=click.Choice(["cu8", "cs8", "cs16", "cf32"]), default=None, hidden=True,
+              help="Old spelling of --sample-format (replay's --format is the output format).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
 @click.option("--timeout", "timeout_s", type=float, default=None, metavar="S",
               help="Give up if the whole recording is not done after S seconds "
@@ -63,7 +65,8 @@ def _merge(pieces: list[dict]) -> list[dict]:
 @click.option("--stall-timeout", "stall_s", type=float, default=10.0, show_default=True, metavar="S",
               help="Give up when a network receiver delivers no samples for S seconds (reconnecting meanwhile).")
 def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, output: str, gain: str,
-           ppm: int, fmt: str, overwrite: bool, timeout_s: float | None, stall_s: float) -> None:
+           ppm: int, fmt: str | None, old_fmt: str | None, overwrite: bool, timeout_s: float | None,
+           stall_s: float) -> None:
     """Record IQ from SOURCE_URI (rtlsdr://0, rtl_tcp://HOST:PORT, sim:SCENE.toml or a recording)
     into a SigMF recording.
 
@@ -72,6 +75,12 @@ def record(source_uri: str, freqs: tuple[str, ...], rate: str, duration: float, 
       sdrwatch record rtlsdr://0 --freq 433.92M --rate 2.4M --duration 10 -o site-433
       sdrwatch record rtl_tcp://pi:1234 --freq 169.4M --freq 433.92M --rate 1M --duration 2 -o hops
     """
+    if old_fmt is not None:
+        if fmt is not None and fmt != old_fmt:
+            raise PlanError(f"--sample-format {fmt} and --format {old_fmt} disagree; give --sample-format only")
+        click.echo("warning: record --format is now --sample-format (replay's --format is the output format)", err=True)
+        fmt = old_fmt
+    fmt = fmt or "cu8"
     centers = [parse_tuning_hz(f, what="frequency") for f in freqs]
     rate_hz = parse_hz(rate, what="sample rate")
     if not Path(output).name.strip(". "):

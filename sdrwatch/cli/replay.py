@@ -345,7 +345,7 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
       sdrwatch replay recordings/sweep --format jsonl > out.jsonl
       sdrwatch evaluate recordings/sweep --emissions out.jsonl --json
     """
-    from ..evaluate import emissions_from_jsonl, score
+    from ..evaluate import benign_flagged_text, emissions_from_jsonl, score
     from ..replay import detect
 
     rec = _open(recording, None, None, None)
@@ -367,7 +367,7 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
         return
     click.echo(
         f"threats found {result['threats_found']}/{result['threats']}, false alarms {result['false_alarms']}, "
-        f"benign flagged {result['benign_flagged']}, median |freq error| {result['freq_error_hz_median']} Hz, "
+        f"benign flagged {benign_flagged_text(result)}, median |freq error| {result['freq_error_hz_median']} Hz, "
         f"median |time error| {result['time_error_s_median']} s"
     )
     for m in result["matches"]:

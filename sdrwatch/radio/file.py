@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,8 @@ _NAME_FORMATS = {
     "u8": "u8", "s8": "s8", "u16": "u16", "s16": "s16", "u32": "u32", "s32": "s32", "f32": "f32",
     # GNU Radio style names that rtl_433 means to accept
     "complex16u": "cu8", "complex16s": "cs8", "complex": "cf32",
+    # GNU Radio file sinks: .cfile (complex float32), and its .fc32/.sc16/.sc8 names
+    "cfile": "cf32", "fc32": "cf32", "sc16": "cs16", "sc8": "cs8",
 }
 _NAME_CONTENTS = {"i", "q", "iq", "am", "fm", "logic", "vcd", "ook"}
 
@@ -495,7 +498,124 @@ def open_recording(path: str | Path, *, sample_rate_hz: float | None = None, cen
         return _open_sigmf(pair[0], pair[1], sample_rate_hz, center_hz, fmt)
     if not p.exists():
         raise RecordingError(f"no such recording: {p}")
+    if p.suffix.lower() == ".wav" or _is_riff_wave(p):
+        return _open_wav(p, sample_rate_hz, center_hz, fmt)
     return _open_raw(p, forced, sample_rate_hz, center_hz, fmt)
+
+
+# --------------------------------------------------------------------------------------------------
+# WAV IQ files (SDR#, SDRuno, HDSDR, SDR Console): RIFF or RF64 WAVE, two channels (I, Q), 8-bit
+# unsigned or 16-bit signed PCM, or 32-bit float; the sample rate in the fmt chunk; the centre
+# frequency in an ``auxi`` chunk (SpectraVue layout: two SYSTEMTIMEs, then CenterFreq as a uint32 in
+# Hz at byte 32) or, failing that, in the file name (``SDRSharp_20240501_080000Z_433920000Hz_IQ.wav``,
+# ``HDSDR_20240501_080000Z_433920kHz_RF.wav``). Anything else is refused in one line, never misread.
+
+_WAV_FORMATS = {(1, 8): "cu8", (1, 16): "cs16", (3, 32): "cf32"}
+_MAX_CHUNKS = 10_000
+
+
+def _is_riff_wave(p: Path) -> bool:
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE"
+
+
+def _systemtime_iso(raw: bytes) -> str | None:
+    """A Windows SYSTEMTIME (8 little-endian uint16: year, month, weekday, day, h, m, s, ms) as ISO UTC."""
+    if len(raw) < 16:
+        return None
+    y, mo, _wd, d, h, mi, sec, ms = struct.unpack("<8H", raw[:16])
+    try:
+        t = _dt.datetime(y, mo, d, h, mi, sec, ms * 1000, tzinfo=_dt.timezone.utc)
+    except ValueError:
+        return None
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if 1900 <= y <= 2200 else None
+
+
+def _open_wav(p: Path, sample_rate_hz, center_hz, fmt) -> Recording:
+    size = _data_size(p)
+    fmt_chunk = auxi = None
+    data_at = data_len = None
+    ds64_data: int | None = None
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+            if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+                raise RecordingError(f"{p}: a .wav file that is not RIFF/WAVE; sdrwatch reads WAV IQ from SDR#, "
+                                     f"SDRuno or HDSDR, or raw cu8/cs8/cs16/cf32 named NAME_433.92M_250k.cu8")
+            at = 12
+            for _ in range(_MAX_CHUNKS):
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    break
+                cid, clen = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                body_at = at + 8
+                if cid == b"data":
+                    data_at = body_at
+                    data_len = ds64_data if (head[:4] == b"RF64" and clen == 0xFFFFFFFF and ds64_data) else clen
+                    break  # samples run to the end of this chunk; nothing after it is needed
+                if clen > 1 << 20:
+                    raise RecordingError(f"{p}: WAV chunk {cid!r} of {clen} bytes before the samples; not an IQ recording")
+                body = fh.read(clen)
+                if len(body) < clen:
+                    break
+                if cid == b"fmt ":
+                    fmt_chunk = body
+                elif cid == b"auxi":
+                    auxi = body
+                elif cid == b"ds64" and len(body) >= 16:
+                    ds64_data = struct.unpack("<Q", body[8:16])[0]
+                at = body_at + clen + (clen & 1)
+                fh.seek(at)
+    except OSError as exc:
+        raise RecordingError(f"cannot read {p}: {exc.strerror}") from None
+    if fmt_chunk is None or len(fmt_chunk) < 16:
+        raise RecordingError(f"{p}: WAV without a fmt chunk before its samples; not a readable IQ recording")
+    if data_at is None:
+        raise RecordingError(f"{p}: WAV without a data chunk (no samples)")
+    tag, channels, rate, _byte_rate, _align, bits = struct.unpack("<HHIIHH", fmt_chunk[:16])
+    if tag == 0xFFFE and len(fmt_chunk) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the sub-format GUID starts with the tag
+        tag = struct.unpack("<H", fmt_chunk[24:26])[0]
+    if channels != 2:
+        raise RecordingError(f"{p}: WAV with {channels} channel(s); an IQ recording has 2 (I and Q)")
+    wav_fmt = _WAV_FORMATS.get((tag, bits))
+    if wav_fmt is None:
+        kind = {1: "integer PCM", 3: "float"}.get(tag, f"format tag {tag:#x}")
+        raise RecordingError(f"{p}: {bits}-bit {kind} WAV is not supported; sdrwatch reads 8-bit or 16-bit PCM "
+                             f"and 32-bit float IQ WAV (SDR#, SDRuno, HDSDR)")
+    if fmt is not None and fmt != wav_fmt:
+        raise RecordingError(f"{p}: the WAV header says {wav_fmt} samples, not {fmt}")
+    rate_hz = _check_rate(sample_rate_hz if sample_rate_hz is not None else rate, f"{p}: WAV sample rate")
+    center = center_hz
+    where = "--freq"
+    if center is None and auxi is not None and len(auxi) >= 36:
+        center, where = float(struct.unpack("<I", auxi[32:36])[0]), "auxi chunk"
+        if center == 0:
+            center = None
+    if center is None:
+        info = parse_file_name(p.stem)
+        center, where = info.center_hz, "file name"
+    if center is not None and not 0 <= center <= MAX_TUNING_HZ:
+        raise RecordingError(f"{p}: centre frequency {center:g} Hz from its {where} is not a tuning")
+    width = BYTES_PER_SAMPLE[wav_fmt]
+    avail = size - data_at
+    nbytes = avail if data_len in (None, 0, 0xFFFFFFFF) else min(int(data_len), avail)  # still recording, or cut short
+    num = nbytes // width
+    if num <= 0:
+        raise RecordingError(f"{p}: WAV with no samples")
+    global_meta = {"core:datatype": SIGMF_DATATYPE[wav_fmt], "core:sample_rate": float(rate_hz),
+                   "core:version": SIGMF_VERSION, "core:num_channels": 1, "core:dataset": p.name,
+                   f"{EXTENSION}:source_format": "wav"}
+    if center is None:
+        center = 0.0
+        global_meta[f"{EXTENSION}:center_unknown"] = True
+    cap = Capture(sample_start=0, sample_count=num, center_hz=float(center),
+                  datetime=_systemtime_iso(auxi[:16]) if auxi else None)
+    return Recording(path=p, meta_path=None, fmt=wav_fmt, sample_rate_hz=rate_hz, num_samples=num,
+                     captures=[cap], annotations=[], global_meta=global_meta, byte_offsets=[data_at])
 
 
 def _data_size(path: Path) -> int:
