@@ -34,7 +34,7 @@ def test_a_signalled_recording_leaves_nothing(tmp_path, sig):
 
 
 @pytest.mark.parametrize("args", [
-    ["demo"],
+    ["demo", "--replay-only"],
     ["replay", str(REC / "sweep")],
     ["replay", str(REC / "sweep"), "--format", "jsonl"],
     ["evaluate", str(REC / "gfsk-bursts"), "--baseline", str(REC / "gfsk-bursts-baseline")],
@@ -54,7 +54,7 @@ def test_a_closed_stdout_exits_0_quietly_everywhere(args):
 
 def test_head_reads_the_first_line_of_the_demo():
     """The same through a real shell pipeline, as a user types it."""
-    shell = subprocess.run(["bash", "-o", "pipefail", "-c", " ".join(f"'{a}'" for a in CLI[:2]) + " '" + CLI[2] + "' demo | head -1"],
+    shell = subprocess.run(["bash", "-o", "pipefail", "-c", " ".join(f"'{a}'" for a in CLI[:2]) + " '" + CLI[2] + "' demo --replay-only | head -1"],
                            capture_output=True, text=True, timeout=120)
     assert shell.returncode == 0, (shell.returncode, shell.stderr)
     assert shell.stdout.strip() and shell.stderr == ""
