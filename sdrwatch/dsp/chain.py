@@ -48,8 +48,9 @@ from .spectrum import GroupSum, SpectrumConfig, WelchFrames, auto_crop, auto_fft
 from .tracker import NOVELTY_CODE, Emission, Tracker
 
 
-#: detections go to the tracker in epochs of this many frames of a dwell (0.1 s at 5 ms frames)
-EPOCH_FRAMES = 20
+#: detections go to the tracker in epochs of this many frames of a dwell (0.25 s at 5 ms frames: an
+#: "open" waits at most that long; fewer, larger batches for the tracker)
+EPOCH_FRAMES = 50
 
 
 @dataclass(frozen=True)
