@@ -175,9 +175,9 @@ class Collector:
         s.zap_domain = domain.encode()
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
-        s.setsockopt(zmq.HANDSHAKE_IVL, 5000)
-        s.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        s.setsockopt(zmq.HANDSHAKE_IVL, 20000)
+        s.setsockopt(zmq.HEARTBEAT_IVL, 10000)
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 30000)
         return s
 
     # --- the socket thread -------------------------------------------------------------------------------------

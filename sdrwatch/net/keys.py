@@ -152,7 +152,7 @@ def init(keys_dir: str | Path) -> dict:
             "sign_pub": str(d / "collector-sign.pub"), "public_key": load_public(pub_file).decode()}
 
 
-def new(keys_dir: str | Path, name: str, site: str | None, console: bool = False) -> dict:
+def new(keys_dir: str | Path, name: str, site: str | None, console: bool = False, check_duplicates: bool = True) -> dict:
     """Create a key pair for an agent (allowed for ``site``) or an operator console, and allow it."""
     import zmq.auth
 
@@ -169,12 +169,12 @@ def new(keys_dir: str | Path, name: str, site: str | None, console: bool = False
     meta = {"name": name, "site": site, "role": role}
     pub_file, sec_file = zmq.auth.create_certificates(str(d), name, metadata={k: v for k, v in meta.items() if v})
     os.chmod(sec_file, 0o600)
-    info = allow(d, name, site=site, console=console, public_file=pub_file)
+    info = allow(d, name, site=site, console=console, public_file=pub_file, check_duplicates=check_duplicates)
     return {**info.as_record(), "key_secret": sec_file, "key": pub_file}
 
 
 def allow(keys_dir: str | Path, name: str, site: str | None = None, console: bool = False,
-          public_file: str | Path | None = None) -> KeyInfo:
+          public_file: str | Path | None = None, check_duplicates: bool = True) -> KeyInfo:
     """Put a public key on the allowlist (from ``public_file``, ``revoked/NAME.key`` or ``NAME.key``)."""
     d = _dir(keys_dir)
     check_name(name)
@@ -196,7 +196,7 @@ def allow(keys_dir: str | Path, name: str, site: str | None = None, console: boo
     if site is not None:
         check_name(site, "site")
     public = load_public(public_file)
-    for other in list_keys(d):
+    for other in list_keys(d) if check_duplicates else ():
         if other.allowed and other.public_key == public.decode() and other.name != name:
             raise KeysError(f"that public key is already allowed as {other.name!r}")
     target = d / "allowed" / f"{name}.key"

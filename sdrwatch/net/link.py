@@ -73,10 +73,11 @@ def curve_client_socket(ctx, endpoint: str, server_public: bytes, public: bytes,
     sock.curve_secretkey = secret
     sock.curve_serverkey = server_public
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
-    sock.setsockopt(zmq.HEARTBEAT_TTL, 10000)
-    sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)
+    # ZMTP pings find a dead link; slow enough that thousands of agents cost the collector little
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 5000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 20000)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, 30000)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, 20000)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
     if sock.type == zmq.DEALER:

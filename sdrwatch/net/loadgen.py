@@ -7,6 +7,7 @@ Latency is measured from release ("emit") to the ack, which the collector sends 
 """
 from __future__ import annotations
 
+import heapq
 import os
 import resource
 import time
@@ -21,7 +22,8 @@ from .link import LinkSession, curve_client_socket
 class _Source:
     """An in-memory stand-in for an outbox: pre-encoded alerts released on a schedule, plus heartbeats."""
 
-    def __init__(self, name: str, site: str, n_alerts: int, rate_per_s: float | None, heartbeat_s: float | None, t0: float, seq0: int):
+    def __init__(self, name: str, site: str, n_alerts: int, rate_per_s: float | None, heartbeat_s: float | None, t0: float, seq0: int,
+                 beat_offset_s: float = 0.0):
         self.site = site
         self.n_alerts = n_alerts
         self.rate = rate_per_s
@@ -44,10 +46,16 @@ class _Source:
         self.acked_alerts = 0
         self.heartbeats = 0
         self.acked_heartbeats = 0
-        self.next_beat = t0 if heartbeat_s else float("inf")
+        self.beat_offset_s = beat_offset_s
+        self.next_beat = float("inf")  # heartbeats start once connected (see start_beats)
         self.latencies: list[float] = []
+        self.beat_latencies: list[float] = []
         sample = schema.decode(self.template.replace(token, self.prefix + b"0"))
         assert sample["type"] == "alert"
+
+    def start_beats(self, now: float) -> None:
+        if self.heartbeat_s and self.next_beat == float("inf"):
+            self.next_beat = now + self.beat_offset_s
 
     def due(self, now: float) -> float:
         """Monotonic time of the next release."""
@@ -94,6 +102,7 @@ class _Source:
                 self.latencies.append(now - t)
             else:
                 self.acked_heartbeats += 1
+                self.beat_latencies.append(now - t)
 
     def unacked_count(self) -> int:
         return len(self.emit) + len(self.pending)
@@ -109,13 +118,18 @@ def _raise_fd_limit(n_needed: int) -> None:
 def ensure_keys(keys_dir: Path, n: int, prefix: str) -> list[tuple[str, str]]:
     """(name, site) of ``n`` agent keys ``PREFIX0..``; missing ones are created and allowed."""
     out = []
+    made = 0
     for i in range(n):
         name = f"{prefix}{i}"
         if not (keys_dir / f"{name}.key_secret").exists():
-            K.new(keys_dir, name, name)
+            K.new(keys_dir, name, name, check_duplicates=False)  # fresh key pairs cannot collide
+            made += 1
         elif not (keys_dir / "allowed" / f"{name}.key").exists():
             K.allow(keys_dir, name, site=name)
+            made += 1
         out.append((name, name))
+    if made:
+        time.sleep(1.5)  # a running collector re-reads its allowlist every second
     return out
 
 
@@ -172,50 +186,74 @@ def run(endpoint: str, keys_dir, agents: int, alerts: int, rate: float | None = 
         sessions[i].connected = False
 
     for i, (name, site) in enumerate(names):
-        src = _Source(name, site, per_agent[i], None if rate is None else rate / agents, heartbeat_s, t_start, seq0)
+        src = _Source(name, site, per_agent[i], None if rate is None else rate / agents, heartbeat_s, t_start, seq0,
+                      beat_offset_s=(heartbeat_s or 0.0) * i / agents)
         sessions.append(LinkSession(src, None, window=window, batch=batch))
         sources.append(src)
         sessions[i].sock = open_socket(i)
     retry_at: dict[int, float] = {}
-    next_due = [0.0] * agents
+    heap = [(0.0, i) for i in range(agents)]  # (when to pump, agent)
+    queued_at = [0.0] * agents
     auth_failed = 0
+    connected = 0
     cpu0 = _cpu_s(collector_pid) if collector_pid else None
     t_connected = None
+    cpu_connected = None
+    beats_connected = 0
     t0 = time.monotonic()
-    end_load = None if duration_s is None else t0 + duration_s
+    # heartbeats run for duration_s once every agent is connected (or 60 s after the start)
+    end_load = None if duration_s is None else t0 + 60 + duration_s
     deadline = t0 + timeout_s
-    last_progress = 0.0
+    last_check = last_progress = 0.0
+    stopped_beats = False
+
+    def schedule(i: int, when: float) -> None:
+        if when < queued_at[i] or queued_at[i] <= time.monotonic():
+            queued_at[i] = when
+            heapq.heappush(heap, (when, i))
+
     try:
         while True:
             now = time.monotonic()
             for i in [i for i, t in retry_at.items() if now >= t]:
                 del retry_at[i]
                 reopen(i)
-            if end_load is not None and now >= end_load:
-                for s in sources:
-                    s.heartbeat_s = None
-                    s.next_beat = float("inf")
-            for i, sess in enumerate(sessions):
-                if now >= next_due[i]:
-                    sess.pump(now)
-                    nd = sources[i].due(now) if sess.connected else now + 0.05
-                    if sess.inflight:
-                        nd = min(nd, sess.deadline)
-                    next_due[i] = nd
-            total_acked = sum(s.acked_alerts for s in sources)
-            outstanding = sum(s.unacked_count() for s in sources)
-            load_over = end_load is None or now >= end_load
-            if load_over and total_acked >= alerts and outstanding == 0 and all(s.released >= s.n_alerts for s in sources):
-                break
-            if now >= deadline:
-                break
-            if progress and now - last_progress >= 1.0:
-                last_progress = now
-                progress(total_acked, alerts)
-            wait_ms = max(0, min(50, int((min(next_due) - time.monotonic()) * 1000)))
+                schedule(i, now + 0.05)
+            if end_load is not None and now >= end_load and not stopped_beats:
+                stopped_beats = True
+                for s_ in sources:
+                    s_.heartbeat_s = None
+                    s_.next_beat = float("inf")
+            while heap and heap[0][0] <= now:
+                when, i = heapq.heappop(heap)
+                if when != queued_at[i]:
+                    continue  # superseded
+                sess = sessions[i]
+                sess.pump(now)
+                room = len(sess.inflight) < min(sess.window, sess.cwnd)
+                nd = sources[i].due(now) if (sess.connected and room) else (now + 0.2 if not sess.connected else float("inf"))
+                if sess.inflight:
+                    nd = min(nd, sess.deadline)
+                if nd <= now:
+                    nd = now + 0.001
+                if nd != float("inf"):
+                    queued_at[i] = nd
+                    heapq.heappush(heap, (nd, i))
+                else:
+                    queued_at[i] = 0.0
+            if now - last_check >= 0.1:
+                last_check = now
+                total_acked = sum(s_.acked_alerts for s_ in sources)
+                load_over = end_load is None or now >= end_load
+                if load_over and total_acked >= alerts and all(s_.released >= s_.n_alerts and not s_.unacked_count() for s_ in sources):
+                    break
+                if now >= deadline:
+                    break
+                if progress and now - last_progress >= 1.0:
+                    last_progress = now
+                    progress(total_acked, alerts)
+            wait_ms = max(0, min(100, int(((heap[0][0] if heap else now + 0.1) - time.monotonic()) * 1000) + 1))
             for sock, _ in poller.poll(wait_ms):
-                if sock not in by_sock and sock not in monitors:
-                    continue
                 if sock in monitors:
                     i = monitors[sock]
                     try:
@@ -224,14 +262,28 @@ def run(endpoint: str, keys_dir, agents: int, alerts: int, rate: float | None = 
                         continue
                     if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                         sessions[i].on_connected(time.monotonic())
-                        next_due[i] = 0.0
-                        if t_connected is None and all(s.connected for s in sessions):
+                        sources[i].start_beats(time.monotonic())
+                        connected += 1
+                        if connected == agents and t_connected is None:
                             t_connected = time.monotonic()
+                            cpu_connected = _cpu_s(collector_pid) if collector_pid else None
+                            beats_connected = sum(s_.acked_heartbeats for s_ in sources)
+                            if duration_s is not None:
+                                end_load = t_connected + duration_s
+                        # the monitor's work is done: fewer sockets to poll
+                        poller.unregister(sock)
+                        monitors.pop(sock, None)
+                        mon_of.pop(i, None)
+                        sessions[i].sock.disable_monitor()
+                        sock.close(0)
+                        schedule(i, time.monotonic())
                     elif ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                         auth_failed += 1
                         retry_at[i] = time.monotonic() + 0.5
                     continue
-                i = by_sock[sock]
+                i = by_sock.get(sock)
+                if i is None:
+                    continue
                 sess = sessions[i]
                 while True:
                     try:
@@ -239,21 +291,22 @@ def run(endpoint: str, keys_dir, agents: int, alerts: int, rate: float | None = 
                     except zmq.Again:
                         break
                     sess.on_message(frames, time.monotonic())
-                if sess.inflight and sources[i].released < sources[i].n_alerts:
-                    next_due[i] = 0.0  # room in the window again
+                if sources[i].released < sources[i].n_alerts or sess.inflight:
+                    schedule(i, time.monotonic())  # room in the window again / new deadline
     finally:
         t1 = time.monotonic()
         cpu1 = _cpu_s(collector_pid) if collector_pid else None
         for mon in monitors:
             mon.close(0)
-        for s in sessions:
-            s.sock.close(0)
+        for s_ in sessions:
+            s_.sock.close(0)
         ctx.term()
     seconds = t1 - t0
     lat = sorted(x for s in sources for x in s.latencies)
+    beat_lat = sorted(x for s in sources for x in s.beat_latencies)
 
-    def pct(p):
-        return round(1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 2) if lat else None
+    def pct(p, xs=lat):
+        return round(1000 * xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 2) if xs else None
 
     acked = sum(s.acked_alerts for s in sources)
     summary = {
@@ -262,9 +315,15 @@ def run(endpoint: str, keys_dir, agents: int, alerts: int, rate: float | None = 
         "heartbeats_acked": sum(s.acked_heartbeats for s in sources), "seconds": round(seconds, 3),
         "alerts_per_s": round(acked / seconds, 1) if seconds > 0 else None,
         "latency_ms": {"p50": pct(50), "p99": pct(99), "max": round(1000 * lat[-1], 2) if lat else None},
-        "connect_s": round(t_connected - t0, 3) if t_connected else None, "auth_failed": auth_failed,
+        # acked per second while every agent was connected
+        "heartbeats_per_s": round((sum(s.acked_heartbeats for s in sources) - beats_connected) / (t1 - (t_connected or t0)), 1),
+        "heartbeat_latency_ms": {"p50": pct(50, beat_lat), "p99": pct(99, beat_lat)},
+        "connected": connected, "connect_s": round(t_connected - t0, 3) if t_connected else None, "auth_failed": auth_failed,
         "complete": acked >= alerts and all(s.unacked_count() == 0 for s in sources),
     }
     if cpu0 is not None and cpu1 is not None:
         summary["collector_cpu_cores"] = round((cpu1 - cpu0) / seconds, 3)
+        if cpu_connected is not None and heartbeat_s:
+            # while every agent is connected and heartbeating (the handshakes excluded)
+            summary["collector_cpu_cores_heartbeating"] = round((cpu1 - cpu_connected) / (t1 - t_connected), 3)
     return summary

@@ -207,7 +207,8 @@ class Store:
             latest[r["alert_id"]].append(it)
         self.conn.executemany(
             f"INSERT OR IGNORE INTO alert_events ({', '.join(EVENT_COLS)}) VALUES ({', '.join('?' * len(EVENT_COLS))})", events)
-        ids = list(latest)
+        # only alerts with an event other than a first "open" can have a row already
+        ids = [a for a, its in latest.items() if len(its) > 1 or its[0].record["event"] != "open"]
         existing: dict[str, dict] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i: i + 500]
@@ -215,10 +216,33 @@ class Store:
             names = [d[0] for d in cur.description]
             for row in cur:
                 existing[row[0]] = dict(zip(names, row))
+        early_evidence: dict[str, tuple] = {}
+        if self._has_evidence:
+            all_ids = list(latest)
+            for i in range(0, len(all_ids), 500):
+                chunk = all_ids[i: i + 500]
+                for a, sha, path in self.conn.execute(
+                        f"SELECT alert_id, sha512, path FROM evidence WHERE alert_id IN ({', '.join('?' * len(chunk))})", chunk):
+                    early_evidence[a] = (sha, path)
+        skewed_limit = self.skew_limit_s
         rows = []
         evidence_rows = []
         for alert_id, its in latest.items():
             row = existing.get(alert_id)
+            if row is None and len(its) == 1:
+                it = its[0]
+                r = it.record
+                if r["event"] == "open" and not r.get("evidence"):  # the common case: a new alert, one event
+                    skew = round(now - it.sent_time, 3)
+                    ev = early_evidence.get(alert_id, (None, None))
+                    g = r.get
+                    rows.append((alert_id, it.site, r["receiver"], it.agent, r["time"], recv, recv, r["center_hz"],
+                                 r["bandwidth_hz"], g("snr_db"), g("peak_dbfs"), g("label"), g("severity"), g("session"),
+                                 "open", ev[0], ev[1], r["time"], "open", 1, g("duration_s"), g("novelty"), skew,
+                                 int(abs(skew) > skewed_limit), None, None, None, it.text))
+                    if feed is not None:
+                        feed.append({**self._annotate(it, now, recv), "state": "open"})
+                    continue
             if len(its) > 1:
                 its.sort(key=lambda x: x.seq)
             for it in its:
@@ -230,10 +254,8 @@ class Store:
                     row["received_time"] = recv
                     row["first_event_time"] = r["time"]
                     row["events"] = 0
-                    if self._has_evidence:
-                        ev = self.conn.execute("SELECT sha512, path FROM evidence WHERE alert_id = ? LIMIT 1", (alert_id,)).fetchone()
-                        if ev:
-                            row["evidence_sha512"], row["evidence_path"] = ev
+                    if alert_id in early_evidence:
+                        row["evidence_sha512"], row["evidence_path"] = early_evidence[alert_id]
                 event = r["event"]
                 row.update(
                     site=it.site, receiver=r["receiver"], agent=it.agent, agent_time=r["time"], last_received_time=recv,
