@@ -374,3 +374,47 @@ def test_loadgen_exits_0_once_everything_is_acked_and_1_when_not(tmp_path, keys)
     res = subprocess.run(CLI + ["loadgen", "--connect", f"tcp://127.0.0.1:{free_port()}", "--keys", str(keys),
                                 "--alerts", "10", "--timeout", "1.5"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and res.stderr.startswith("error: only 0 of 10") and res.stderr.count("\n") == 1
+
+
+def test_full_agent_on_a_simulated_site_through_a_real_collector(tmp_path, keys):
+    """``sdrwatch agent`` on the demo scene with a [collector] table: its pager alert lands in the
+    collector's database with the session it happened in and the hash of its IQ evidence."""
+    from datetime import datetime, timedelta, timezone
+
+    K.new(keys, "demo-school", "demo-school")
+    db = tmp_path / "c.db"
+    col = CollectorProc(db, keys).start()
+    now = datetime.now(timezone.utc)
+    example = (Path(__file__).resolve().parents[1] / "examples" / "sim-site.toml").read_text()
+    site = example.replace('state_dir = "../.sdrwatch-state/demo-school"', 'state_dir = "state"')
+    site = site.replace("sim:demo?t0=20", "sim:demo?t0=28")  # the pager keys up 2 s in
+    site = site[: site.index("[[session]]")] + f"""
+[[session]]
+name = "physics"
+start = "{(now - timedelta(hours=1)).isoformat()}"
+end = "{(now + timedelta(hours=1)).isoformat()}"
+
+[collector]
+endpoint = "{col.endpoint}"
+server_key = "{keys / 'collector.key'}"
+agent_key = "{keys / 'demo-school.key_secret'}"
+"""
+    (tmp_path / "site.toml").write_text(site)
+    try:
+        res = subprocess.run(CLI + ["agent", "--config", str(tmp_path / "site.toml"), "--duration", "8", "--format", "jsonl"],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        said = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+        pager = [r for r in said if r["type"] == "alert" and r.get("label") == "pager-fsk"]
+        assert pager, "the agent raised no pager alert"
+        with_evidence = [r for r in pager if r.get("evidence")]
+        assert with_evidence, "the agent kept no evidence for the pager"
+        alert_id, sha = with_evidence[-1]["alert_id"], with_evidence[-1]["evidence"]["sha512"]
+        wait_for(lambda: rows(db, f"SELECT evidence_sha512 FROM alerts WHERE alert_id = '{alert_id}'") == [(sha,)],
+                 timeout_s=20, what="the pager alert with its evidence hash in the database")
+    finally:
+        col.stop()
+    got = rows(db, f"SELECT site, session, label, state FROM alerts WHERE alert_id = '{alert_id}'")
+    assert got == [("demo-school", "physics", "pager-fsk", "closed")]
+    assert rows(db, f"SELECT alert_id FROM evidence WHERE sha512 = '{sha}'") == [(alert_id,)]
+    assert count(db, "sessions", "name = 'physics'") == 1 or count(db, "alert_events") > 0
