@@ -15,13 +15,25 @@ from sdrwatch.store import Store
 
 
 def sdrwatch(*args):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=60)
+    """The command line in-process (click's runner): exit code, stdout and stderr as a process gives them."""
+    from click.testing import CliRunner
+
+    from sdrwatch.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_keys_cli_runs_as_a_process(tmp_path):
+    res = subprocess.run(CLI + ["keys", "init", "--dir", str(tmp_path / "k")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and json.loads(res.stdout)["public_key"]
+    res = subprocess.run(CLI + ["keys", "init", "--dir", str(tmp_path / "k")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1
 
 
 def test_keys_cli_writes_zmq_certificates_and_seal_keys(tmp_path):
     d = tmp_path / "keys"
     res = sdrwatch("keys", "init", "--dir", str(d))
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     pub, sec = zmq.auth.load_certificate(str(d / "collector.key_secret"))
     assert json.loads(res.stdout)["public_key"] == pub.decode() and len(sec) == 40
     assert zmq.auth.load_certificate(str(d / "collector.key")) == (pub, None)
@@ -34,28 +46,28 @@ def test_keys_cli_writes_zmq_certificates_and_seal_keys(tmp_path):
     pubk.verify(priv.sign(b"seal"), b"seal")  # raises if the pair does not match
 
     res = sdrwatch("keys", "new", "school-12", "--site", "school-12", "--dir", str(d))
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     assert zmq.auth.load_certificate(str(d / "school-12.key_secret"))[1]
     assert stat.S_IMODE(os.stat(d / "school-12.key_secret").st_mode) == 0o600
-    assert sdrwatch("keys", "new", "desk-1", "--console", "--dir", str(d)).returncode == 0
+    assert sdrwatch("keys", "new", "desk-1", "--console", "--dir", str(d)).exit_code == 0
     allowed = zmq.auth.load_certificates(str(d / "allowed"))
     assert set(allowed) == {zmq.auth.load_certificate(str(d / f"{n}.key"))[0] for n in ("school-12", "desk-1")}
 
     listed = [json.loads(x) for x in sdrwatch("keys", "list", "--dir", str(d)).stdout.splitlines()]
     assert {(k["name"], k["site"], k["role"], k["allowed"]) for k in listed} == {
         ("school-12", "school-12", "agent", True), ("desk-1", None, "console", True)}
-    assert sdrwatch("keys", "revoke", "school-12", "--dir", str(d)).returncode == 0
+    assert sdrwatch("keys", "revoke", "school-12", "--dir", str(d)).exit_code == 0
     assert not (d / "allowed" / "school-12.key").exists()
     listed = {json.loads(x)["name"]: json.loads(x) for x in sdrwatch("keys", "list", "--dir", str(d)).stdout.splitlines()}
     assert listed["school-12"]["allowed"] is False
     res = sdrwatch("keys", "allow", "school-12", "--dir", str(d))
-    assert res.returncode == 0 and json.loads(res.stdout)["site"] == "school-12"
+    assert res.exit_code == 0 and json.loads(res.stdout)["site"] == "school-12"
     # a public key made elsewhere
     other = tmp_path / "elsewhere"
     other.mkdir()
     pub_file, _ = zmq.auth.create_certificates(str(other), "school-40")
     res = sdrwatch("keys", "allow", "school-40", "--site", "school-40", "--public", pub_file, "--dir", str(d))
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     assert (d / "allowed" / "school-40.key").exists()
 
 
@@ -80,7 +92,7 @@ def test_keys_bad_input_is_one_line(tmp_path, args, needle):
     (tmp_path / "junk").write_text("not a certificate\n")
     (tmp_path / "none").mkdir()
     res = sdrwatch(*[a.format(d=tmp_path) for a in args])
-    assert res.returncode == 1, res.stdout
+    assert res.exit_code == 1, res.stdout
     assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1 and needle in res.stderr, res.stderr
 
 

@@ -165,13 +165,13 @@ spectra = st.builds(lambda s, r, t, f, b, p: schema.spectrum_record(s, r, t, f, 
 records = alerts | healths | dispositions | evidences | spectra
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_valid_records_round_trip(rec):
     assert schema.decode(schema.encode(rec)) == rec
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2000))
 def test_random_bytes_never_crash_decode(frame):
     try:
@@ -185,7 +185,7 @@ def test_random_bytes_never_crash_decode(frame):
 json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(lines, c, max_size=4), max_leaves=20)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records, st.sampled_from(["type", "site", "time", "alert_id", "event", "severity", "kind", "v", "message"]), json_values)
 def test_mutated_records_are_refused_or_valid(rec, key, value):
     """Setting any field to any JSON value yields either a valid record or one SchemaError line."""
