@@ -99,9 +99,14 @@ class EmissionEvent:
 def _restart(eng: WelchFrames) -> None:
     """Start a new dwell on a Welch engine: forget the partial segment and frame, keep the work
     buffers (``reset`` would reallocate them, a page fault per buffer per dwell)."""
-    eng._tail = np.zeros(0, dtype=np.complex64)
-    eng._tail_index = 0
-    eng._frames = GroupSum(eng.k)
+    if hasattr(eng, "restart"):
+        eng.restart()
+    elif all(hasattr(eng, a) for a in ("_tail", "_tail_index", "_frames")):
+        eng._tail = np.zeros(0, dtype=np.complex64)
+        eng._tail_index = 0
+        eng._frames = GroupSum(eng.k)
+    else:
+        eng.reset()
 
 
 class _Front:
