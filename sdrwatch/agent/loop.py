@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import SdrwatchError
-from ..sweep.plan import Hop, ReceiverPlan, SweepPlan, build_plan, retune_s_from_source
+from ..sweep.plan import Hop, ReceiverPlan, SweepPlan, build_plan, dwell_guard_samples, retune_s_from_source
 from ..sweep.schedule import ExamSchedule, utc_iso
 
 log = logging.getLogger("sdrwatch.agent")
@@ -202,6 +202,8 @@ class ReceiverWorker(threading.Thread):
         self._delivered = 0
         self._wall0 = time.time()
         self._want_floor = True
+        self._lost_reported = False
+        self.guard_samples = 0
         self.error: BaseException | None = None
         self.finished = False
 
@@ -225,16 +227,16 @@ class ReceiverWorker(threading.Thread):
     def _connect(self) -> bool:
         """Open the source, retrying forever (with backoff) until it opens or the run stops."""
         wait = RETRY_FIRST_S
-        reported = False
         while not self.stop_event.is_set():
             try:
                 src = self.source if self.source is not None else self._open()
             except SdrwatchError as exc:
-                if not reported:
-                    self.stats.lost += 1
+                if not self._lost_reported:
+                    with self.lock:
+                        self.stats.lost += 1
                     self.emit(health(self.config.site_id, self.rc.name, "receiver_lost", f"{self.rc.name}: {exc}; retrying", 0.8,
                                      uri=self.rc.uri))
-                    reported = True
+                    self._lost_reported = True
                 if self.stop_event.wait(wait):
                     return False
                 wait = min(RETRY_MAX_S, wait * 2)
@@ -242,9 +244,11 @@ class ReceiverWorker(threading.Thread):
             self.source = src
             self._sample_offset = self._delivered
             self.ctx.source, self.ctx.info = src, src.describe()
+            self.guard_samples = dwell_guard_samples(self.ctx.info, self.rc.sample_rate_hz)
             with self.lock:
                 self.stats.online = True
-            if reported:
+            if self._lost_reported:
+                self._lost_reported = False
                 self.emit(health(self.config.site_id, self.rc.name, "receiver_regained", f"{self.rc.name}: receiver back", 0.0,
                                  uri=self.rc.uri))
             return True
@@ -256,6 +260,7 @@ class ReceiverWorker(threading.Thread):
             self.stats.online = False
             self.stats.lost += 1
         self.emit(health(self.config.site_id, self.rc.name, "receiver_lost", f"{self.rc.name}: {reason}; retrying", 0.8, uri=self.rc.uri))
+        self._lost_reported = True
         self._call("lost", reason)
         try:
             if self.source is not None:
@@ -337,6 +342,8 @@ class ReceiverWorker(threading.Thread):
         src = self.source
         self.ctx.hop = hop
         src.tune(hop.center_hz)
+        if self.guard_samples:
+            src.read(self.guard_samples)  # what the backend's retune hygiene may have let through
         want = max(1, int(round(hop.dwell_s * rate)))
         first = True
         while want > 0:
@@ -422,8 +429,9 @@ class ReceiverWorker(threading.Thread):
 class AlertBuilder:
     """Chain events of one receiver -> alert records (CONTRACTS 2; keys in docs/agent.md)."""
 
-    def __init__(self, site: str, receiver: str, schedule: ExamSchedule, wall_time: Callable[[float], float]):
+    def __init__(self, site: str, receiver: str, schedule: ExamSchedule, wall_time: Callable[[float], float], t_ref: float = 0.0):
         self.site, self.receiver, self.schedule, self.wall_time = site, receiver, schedule, wall_time
+        self.t_ref = float(t_ref)  # wall-clock (unix s) that start_s/end_s count from: the agent's start
         self._ids: dict[int, tuple[str, float]] = {}  # track id -> (alert id, onset wall time)
 
     def records(self, events: Iterable) -> list[tuple[dict, Any]]:
@@ -440,8 +448,15 @@ class AlertBuilder:
             moment = self.schedule.moment(onset)
             rec["session"] = moment.session
             rec.update(e.as_record())
+            # a sweeping receiver's sample clock skips the time spent on other hops: the record's
+            # times are wall-clock seconds from the agent's start; the sample clock stays as sample_*_s
+            end = max(onset, self.wall_time(e.end_s))
+            rec["sample_start_s"], rec["sample_end_s"] = rec["start_s"], rec["end_s"]
+            rec["start_s"] = round(onset - self.t_ref, 6)
+            rec["end_s"] = round(end - self.t_ref, 6)
+            rec["duration_s"] = round(end - onset, 6)
             rec["severity"] = self.schedule.severity(e.severity, onset)
-            rec["end_time"] = utc_iso(self.wall_time(e.end_s), ms=True)
+            rec["end_time"] = utc_iso(end, ms=True)
             if ev.event == "close":
                 if getattr(ev, "merged_into", None) is not None and ev.merged_into in self._ids:
                     rec["merged_into"] = self._ids[ev.merged_into][0]
@@ -634,6 +649,7 @@ class Agent:
                          bands=[{"name": b.name, "start_hz": b.start_hz, "stop_hz": b.stop_hz, "priority": int(b.priority)} for b in cfg.bands],
                          receivers=[rc.name for rc in cfg.receivers]))
         builders: dict[str, AlertBuilder] = {}
+        t_ref = time.time()
 
         def on_events(worker: ReceiverWorker, events: list) -> None:
             if not events:
@@ -648,7 +664,7 @@ class Agent:
             w = ReceiverWorker(cfg, rc, plan.receiver(rc.name), chain, emit=self.emit, on_events=on_events, duration_s=duration_s,
                                stop=self._stop, hooks=self.hooks, source_options=self.source_options, source=sources.get(rc.name),
                                settings=settings)
-            builders[rc.name] = AlertBuilder(cfg.site_id, rc.name, self.schedule, w.time_map)
+            builders[rc.name] = AlertBuilder(cfg.site_id, rc.name, self.schedule, w.time_map, t_ref)
             self.workers.append(w)
         for w in self.workers:
             w.start()
@@ -705,3 +721,75 @@ def check_baseline_fits(base, rp: ReceiverPlan, receiver: str) -> None:
         raise AgentError(f"the baseline for {receiver} has no hop at {missing[0].center_hz / 1e6:.4f} MHz "
                          f"({len(missing)} of the plan's {len(rp.priority) + len(rp.background)} hops are missing): "
                          f"capture a new layer with this config (sdrwatch baseline capture)")
+
+
+# ------------------------------------------------------------------------------------ baseline capture
+class _LearnerSink:
+    """A :class:`~sdrwatch.dsp.chain.BaselineLearner` behind the worker's sink interface."""
+
+    def __init__(self, learner):
+        self.learner = learner
+
+    def push(self, block):
+        self.learner.push(block)
+        return ()
+
+    def end_dwell(self, center_hz):
+        self.learner.end_dwell(center_hz)
+        return ()
+
+    def close_all(self):
+        return ()
+
+
+def capture_baselines(config, duration_s: float, *, source_options: dict | None = None,
+                      progress: Callable[[float], None] | None = None, stop: threading.Event | None = None) -> tuple[dict, SweepPlan]:
+    """Sweep the site's plan for ``duration_s`` seconds of every receiver's samples into the one
+    baseline learner, one per receiver; returns ({receiver: Baseline}, plan). ``progress(fraction)``
+    is called about every 0.2 s. Health records of lost receivers are logged, not written."""
+    from ..baseline import now_iso
+    from ..dsp.chain import BaselineLearner
+
+    helper = Agent(config, outbox_path=False, load_default_hooks=False, source_options=source_options)
+    sources = helper._open_sources()
+    plan = helper._plan(sources)
+    stop = stop or threading.Event()
+    workers = []
+
+    def emit(rec: dict) -> None:
+        log.warning("%s", rec.get("message"))
+
+    for rc in config.receivers:
+        rp = plan.receiver(rc.name)
+        settings = helper._settings(rp)
+        learner = BaselineLearner(rc.sample_rate_hz, settings)
+        w = ReceiverWorker(config, rc, rp, _LearnerSink(learner), emit=emit, duration_s=duration_s, stop=stop,
+                           source=sources.get(rc.name), source_options=source_options)
+        w.learner = learner
+        workers.append(w)
+    for w in workers:
+        w.start()
+    try:
+        while any(w.is_alive() for w in workers):
+            time.sleep(0.2)
+            if progress:
+                progress(min(1.0, min(w.elapsed_s() for w in workers) / duration_s))
+    except KeyboardInterrupt:
+        stop.set()
+        for w in workers:
+            w.join()
+        raise
+    for w in workers:
+        w.join()
+        if w.error is not None:
+            raise w.error
+    if stop.is_set():
+        raise KeyboardInterrupt
+    created = now_iso()
+    out = {}
+    for w in workers:
+        try:
+            out[w.rc.name] = w.learner.finish(source=f"{config.site_id}/{w.rc.name} {w.rc.uri}", created=created)
+        except SdrwatchError as exc:
+            raise AgentError(f"receiver {w.rc.name}: {exc}") from None
+    return out, plan

@@ -374,3 +374,7 @@ def evaluate(recording, baseline_path, emissions_path, as_json, fft_size, pfa, m
         status = "found " if m["found"] else "MISSED"
         extra = f"  df {m['freq_error_hz']:+.0f} Hz" + (f"  dt {m['time_error_s']:+.3f} s" if "time_error_s" in m else "") if m["found"] else ""
         click.echo(f"  {status} {m['label']:<24} {m['center_hz'] / 1e6:.5f} MHz @ {m['start_s']:.3f} s{extra}")
+
+
+from .baseline_live import baseline_capture, baseline_diff  # noqa: E402 - live-sweep layers (sdrwatch agent)
+baseline.add_command(baseline_capture), baseline.add_command(baseline_diff)

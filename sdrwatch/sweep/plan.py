@@ -292,8 +292,20 @@ def retune_s_from_source(info, sample_rate_hz: float) -> float | None:
     if info.driver == "sim" and "stale_samples" in extra:
         return float(extra["stale_samples"]) / sample_rate_hz
     if "settle_s" in extra and "discard_bytes" in extra:
-        return float(extra["settle_s"]) + float(extra["discard_bytes"]) / 2.0 / sample_rate_hz
+        return (float(extra["settle_s"]) + float(extra["discard_bytes"]) / 2.0 / sample_rate_hz
+                + dwell_guard_samples(info, sample_rate_hz) / sample_rate_hz)
     return None
+
+
+#: rtl_tcp has no marker where a retune took effect: the client drains and discards, yet in about one
+#: retune in twenty up to 8192 samples of the old tuning still arrive (measured against ``sdrwatch
+#: simulate``); the agent drops this much more at the start of every dwell on an rtl_tcp receiver
+RTL_TCP_GUARD_S = 0.007
+
+
+def dwell_guard_samples(info, sample_rate_hz: float) -> int:
+    """Samples the agent drops at the start of each dwell (after the backend's own discard)."""
+    return int(round(RTL_TCP_GUARD_S * sample_rate_hz)) if getattr(info, "driver", "") == "rtl_tcp" else 0
 
 
 def _tile(lo: float, hi: float, step: float) -> list[float]:

@@ -1,0 +1,297 @@
+"""The agent end to end: `sdrwatch simulate SCENE --rtl-tcp` as a real process, the agent as another,
+over real TCP in real time; baseline layers captured by `sdrwatch baseline capture`; the same scene in
+process gives the same alert; SIGTERM closes open emissions; a lost receiver is retried and regained.
+
+The scene (recordings/scenes/exam-site.toml) keys a cheating NBFM voice link at 220.25 MHz 30 s in;
+benign users (a keyed walkie-talkie, pager bursts, a spur) are on from the start, so they are in the
+baseline, which is captured from the scene's first 12 s (before the cheater keys). The agent starts
+the scene at t0 = 20 s, so the cheater keys 10 s into the run, 30 s into the session.
+"""
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdrwatch.agent.config import load_config
+from sdrwatch.agent.layers import diff_layers, load_layer
+from sdrwatch.agent.loop import Agent, AgentHook
+from sdrwatch.net import schema
+from sdrwatch.net.outbox import Outbox
+
+REPO = Path(__file__).resolve().parents[1]
+SCENE = REPO / "recordings" / "scenes" / "exam-site.toml"
+CHEAT_HZ = 220.25e6
+T0 = 20.0  # scene start offset of the agent's run
+KEY_S = 30.0  # the cheater keys at this scene time
+CLI = [sys.executable, "-c", "from sdrwatch.cli import main; main()"]
+
+CONFIG = """
+[site]
+id = "test-school"
+timezone = "Asia/Shanghai"
+state_dir = "state"
+
+[[receiver]]
+name = "rx0"
+uri = "{uri}"
+sample_rate_hz = 2.4e6
+gain_db = 29.7
+
+[[band]]
+name = "pager-169"
+start_hz = 168.5e6
+stop_hz = 170.3e6
+priority = true
+
+[[band]]
+name = "voice-220"
+start_hz = 219.4e6
+stop_hz = 221.2e6
+priority = true
+
+[sweep]
+dwell_s = 0.1
+priority_revisit_s = 1.0
+background = "none"
+
+[[session]]
+name = "chinese"
+start = "{start}"
+end = "{end}"
+"""
+
+
+def write_config(path: Path, uri: str, session_start: dt.datetime) -> Path:
+    path.write_text(CONFIG.format(uri=uri, start=session_start.isoformat(), end=(session_start + dt.timedelta(hours=2)).isoformat()))
+    return path
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A site directory with a baseline layer captured (fast, in a subprocess) from the first 12 s of
+    the scene, and a second layer from 34-44 s (the cheater on), each by `sdrwatch baseline capture`."""
+    d = tmp_path_factory.mktemp("site")
+    now = dt.datetime.now(dt.timezone.utc)
+    fast = write_config(d / "capture.toml", f"sim:{SCENE}?realtime=0", now)
+    r = subprocess.run(CLI + ["baseline", "capture", "--config", str(fast), "--duration", "12", "--layer", "pre-session"],
+                       capture_output=True, text=True, env=env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "pre-session" in r.stdout and "no earlier layer" in r.stdout
+    late = write_config(d / "capture-late.toml", f"sim:{SCENE}?realtime=0&t0=34", now)
+    r2 = subprocess.run(CLI + ["baseline", "capture", "--config", str(late), "--duration", "10", "--layer", "late", "--json"],
+                        capture_output=True, text=True, env=env(), timeout=300)
+    assert r2.returncode == 0, r2.stderr
+    return d, [json.loads(line) for line in r2.stdout.splitlines()]
+
+
+def test_capture_lists_what_the_previous_layer_lacked(site):
+    d, diff = site
+    found = [r for r in diff if "center_hz" in r]
+    assert len(found) == 1, diff
+    assert found[0]["center_hz"] == pytest.approx(CHEAT_HZ, abs=3e3) and found[0]["old"] == "pre-session"
+    cfg = load_config(d / "capture.toml")
+    a, b = load_layer("pre-session", cfg.state_dir), load_layer("late", cfg.state_dir)
+    assert not [r for r in diff_layers(a, a) if "center_hz" in r]
+    assert not [r for r in diff_layers(b, a) if "center_hz" in r]  # everything of pre-session is in late too
+    r = subprocess.run(CLI + ["baseline", "diff", "--config", str(d / "capture.toml"), "pre-session", "late"],
+                       capture_output=True, text=True, env=env())
+    assert r.returncode == 0 and "1 emitter(s) in late that pre-session did not have" in r.stdout, r
+    mhz = float(re.search(r"rx0\s+([\d.]+) MHz", r.stdout).group(1))
+    assert mhz == pytest.approx(CHEAT_HZ / 1e6, abs=0.003)
+
+
+def _serve(port: int, t0: float):
+    proc = subprocess.Popen(CLI + ["simulate", f"{SCENE}?t0={t0:g}", "--rtl-tcp", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    line = proc.stdout.readline()
+    m = re.search(r"on 127\.0\.0\.1:(\d+)", line)
+    assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, int(m.group(1))
+
+
+class Reader(threading.Thread):
+    """Collects the agent's JSON lines as they arrive."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.records, self.raw = stream, [], []
+
+    def run(self):
+        for line in self.stream:
+            self.raw.append(line)
+            self.records.append(json.loads(line))
+
+    def wait_for(self, pred, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(pred(r) for r in list(self.records)):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def alerts(records):
+    return [r for r in records if r["type"] == "alert"]
+
+
+def test_cheater_over_rtl_tcp_raises_one_alert_then_sigterm_closes_it(site):
+    d, _ = site
+    server, port = _serve(0, T0)
+    agent = None
+    try:
+        session_start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=KEY_S - T0 - 0.0) - dt.timedelta(seconds=20)
+        cfg = write_config(d / "live.toml", f"rtl_tcp://127.0.0.1:{port}", session_start)
+        agent = subprocess.Popen(CLI + ["agent", "--config", str(cfg), "--format", "jsonl", "--duration", "60", "--baseline", "pre-session"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+        reader = Reader(agent.stdout)
+        reader.start()
+        assert reader.wait_for(lambda r: r["type"] == "health" and r["kind"] == "start", 20), agent.stderr.read() if agent.poll() else ""
+        assert reader.wait_for(lambda r: r["type"] == "alert", 16), reader.raw
+        assert reader.wait_for(lambda r: r["type"] == "alert" and r["event"] == "update", 8), reader.raw[-3:]
+        # the receiver goes away (the server is killed) and comes back: lost, retried, regained
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        assert reader.wait_for(lambda r: r.get("kind") == "receiver_lost", 15), reader.raw[-3:]
+        server, _ = _serve(port, KEY_S + 5)
+        assert reader.wait_for(lambda r: r.get("kind") == "receiver_regained", 20), reader.raw[-3:]
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0, agent.stderr.read()
+        reader.join(5)
+    finally:
+        for p in (agent, server):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    recs = reader.records
+    start = next(r for r in recs if r.get("kind") == "start")
+    assert start["sessions"][0]["name"] == "chinese" and start["receivers"] == ["rx0"]
+    assert recs[-1]["type"] == "health" and recs[-1]["kind"] == "stop"
+    al = alerts(recs)
+    ids = {r["alert_id"] for r in al}
+    assert len(ids) == 1, [(r["event"], r["center_hz"], r["label"], r["time"]) for r in al]  # benign users raise nothing
+    first = al[0]
+    assert first["event"] == "open" and first["center_hz"] == pytest.approx(CHEAT_HZ, abs=3e3)
+    assert first["session"] == "chinese" and first["receiver"] == "rx0"
+    # the class: a voice link once it has been on for a second (the open may call it a burst)
+    assert {r["label"] for r in al if r["duration_s"] >= 1.5} == {"nbfm-voice"}
+    assert first["site"] == "test-school" and first["alert_id"].startswith("test-school-rx0-")
+    # onset: the scene clock runs from the agent's connection (its "start" record) at t0
+    t_start = dt.datetime.fromisoformat(start["time"].replace("Z", "+00:00"))
+    onset = dt.datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
+    expected = t_start + dt.timedelta(seconds=KEY_S - T0)
+    assert abs((onset - expected).total_seconds()) < 1.0 + 1.5, (onset, expected)
+    # 30 s into a 2 h session the schedule weight is 0.70 (it rises to 1.0 at the end)
+    assert 0 < first["severity"] <= 0.71
+    # SIGTERM closed it as open-ended, and every record is in the outbox
+    closes = [r for r in al if r["event"] == "close"]
+    assert len(closes) == 1 and closes[0]["open_ended"] is True
+    for r in recs:
+        schema.validate(r)
+    ob = Outbox(d / "state" / "outbox.db")
+    try:
+        stored = [r for r in ob.records() if r.get("site") == "test-school"]
+    finally:
+        ob.close()
+    assert [r for r in stored if r["type"] == "alert"] == al
+    assert len(stored) >= len(recs)
+
+
+class DwellLog(AgentHook):
+    dwells: list = []
+
+    def __init__(self, rx):
+        self.t = None
+
+    def block(self, rx, block, events):
+        if self.t is None:
+            self.t = block.timestamp
+
+    def dwell_end(self, rx, hop):
+        DwellLog.dwells.append((self.t, rx.hop.start_hz, rx.hop.stop_hz))
+        self.t = None
+
+
+def test_the_same_scene_in_process_gives_the_same_alert(site, tmp_path):
+    """Fast (not real time) in this process: the same single alert, frequency, class, session and
+    onset (scene time), and the sweep follows the plan's timing."""
+    d, _ = site
+    now = dt.datetime.now(dt.timezone.utc)
+    cfg = load_config(write_config(tmp_path / "inproc.toml", f"sim:{SCENE}?t0={T0:g}&realtime=0", now - dt.timedelta(seconds=20)))
+    layer = load_layer("pre-session", d / "state")
+    got = []
+    DwellLog.dwells = []
+    agent = Agent(cfg, baselines={"rx0": layer.for_receiver("rx0")}, out=got.append, outbox_path=tmp_path / "outbox.db",
+                  hooks=[DwellLog], load_default_hooks=False)
+    summary = agent.run(duration_s=16)
+    al = alerts(got)
+    assert summary.alerts == 1 and len({r["alert_id"] for r in al}) == 1, [(r["center_hz"], r["label"]) for r in al]
+    first = al[0]
+    assert first["center_hz"] == pytest.approx(CHEAT_HZ, abs=3e3) and first["session"] == "chinese"
+    assert {r["label"] for r in al if r["duration_s"] >= 1.5} == {"nbfm-voice"}
+    t_start = dt.datetime.fromisoformat(next(r for r in got if r.get("kind") == "start")["time"].replace("Z", "+00:00"))
+    onset = dt.datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
+    # the scene clock starts when the source opened (just before the start record)
+    assert abs((onset - t_start).total_seconds() - (KEY_S - T0)) < agent.plan.receivers[0].pass_s + 1.0
+    assert al[-1]["event"] == "close" and al[-1]["open_ended"] is True  # the run ended with it on
+    # revisit achieved against planned (scene clock)
+    beat = summary.receivers["rx0"]
+    assert beat["revisit_s"] == pytest.approx(beat["planned_revisit_s"], rel=0.05)
+    # the POI of the run's own dwell timeline matches the plan's
+    from sdrwatch.sweep.plan import simulate_intercepts
+
+    plan = agent.plan
+    r = plan.receivers[0]
+    starts = np.array([t for t, _lo, _hi in DwellLog.dwells])
+    tl = [(t, t + r.priority[0].dwell_s, lo, hi) for t, lo, hi in DwellLog.dwells]
+    assert len(tl) > 50 and np.all(np.diff(starts) > 0)
+    for L in (0.05, 0.2, 0.5):
+        planned = plan.poi(219.4e6, 221.2e6, L)
+        measured = simulate_intercepts(tl, 219.4e6, 221.2e6, L, cfg.sweep.min_overlap_s, trials=4000)
+        assert measured == pytest.approx(planned, abs=0.04), L
+
+
+def test_agent_refuses_a_baseline_that_does_not_fit_and_a_missing_layer(site, tmp_path):
+    d, _ = site
+    cfg = write_config(tmp_path / "other.toml", f"sim:{SCENE}?realtime=0", dt.datetime.now(dt.timezone.utc))
+    text = cfg.read_text().replace("start_hz = 219.4e6", "start_hz = 300e6").replace("stop_hz = 221.2e6", "stop_hz = 301.8e6")
+    cfg.write_text(text.replace('state_dir = "state"', f'state_dir = "{d / "state"}"'))
+    r = subprocess.run(CLI + ["agent", "--config", str(cfg), "--duration", "1", "--baseline", "pre-session"],
+                       capture_output=True, text=True, env=env(), timeout=120)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "has no hop at 300.9000 MHz" in r.stderr, r.stderr
+    r = subprocess.run(CLI + ["agent", "--config", str(cfg), "--duration", "1", "--baseline", "no-such-layer"],
+                       capture_output=True, text=True, env=env(), timeout=120)
+    assert r.returncode == 1 and "no baseline layer 'no-such-layer'" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    r = subprocess.run(CLI + ["agent", "--config", str(cfg), "--duration", "-3"], capture_output=True, text=True, env=env())
+    assert r.returncode == 1 and "--duration -3" in r.stderr
+    r = subprocess.run(CLI + ["baseline", "capture", "--config", str(cfg), "--duration", "1", "--layer", "bad name"],
+                       capture_output=True, text=True, env=env())
+    assert r.returncode == 1 and "layer name 'bad name'" in r.stderr
+
+
+def test_sim_offset_starts_the_scene_later():
+    from sdrwatch.radio.sim import open_sim
+    from sdrwatch.errors import SourceError
+
+    a = open_sim(f"sim:{SCENE}?t0=30", sample_rate_hz=2.4e6, center_hz=220.3e6)
+    b = open_sim(f"sim:{SCENE}", sample_rate_hz=2.4e6, center_hz=220.3e6, start_s=30.0)
+    assert a.time_s == pytest.approx(30.0)
+    assert np.array_equal(a.read(4096).iq, b.read(4096).iq)
+    for bad in ("t0=x", "t0=-1", "t0=inf", "seed=1.5", "realtime=maybe", "speed=3", "t0"):
+        with pytest.raises(SourceError) as info:
+            open_sim(f"sim:{SCENE}?{bad}")
+        assert "\n" not in str(info.value)
