@@ -235,9 +235,22 @@ def test_the_same_scene_in_process_gives_the_same_alert(site, tmp_path):
     layer = load_layer("pre-session", d / "state")
     got = []
     DwellLog.dwells = []
+    from sdrwatch.agent.spectrum_log import SpectrumLog
+
+    slog = SpectrumLog(tmp_path / "sweep.csv")
     agent = Agent(cfg, baselines={"rx0": layer.for_receiver("rx0")}, out=got.append, outbox_path=tmp_path / "outbox.db",
-                  hooks=[DwellLog], load_default_hooks=False)
+                  hooks=[DwellLog, slog.hook], load_default_hooks=False)
     summary = agent.run(duration_s=16)
+    slog.close()
+    # the spectrum log: one rtl_power line per dwell, bins = (high - low) / step
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert len(lines) == len(DwellLog.dwells)
+    for line in lines[:4]:
+        f = [x.strip() for x in line.split(",")]
+        low, high, step, nsamp = float(f[2]), float(f[3]), float(f[4]), int(f[5])
+        assert len(f) - 6 == round((high - low) / step) == 768 and nsamp == 240000
+        assert re.match(r"\d{4}-\d\d-\d\d$", f[0]) and re.match(r"\d\d:\d\d:\d\d$", f[1])
+        assert -120 < np.median([float(x) for x in f[6:]]) < -40
     al = alerts(got)
     assert summary.alerts == 1 and len({r["alert_id"] for r in al}) == 1, [(r["center_hz"], r["label"]) for r in al]
     first = al[0]

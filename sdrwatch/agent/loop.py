@@ -479,12 +479,13 @@ class Agent:
     """The site agent (module docstring). ``baselines`` maps receiver names to a
     :class:`~sdrwatch.baseline.Baseline` (a receiver without one runs in noise-floor mode);
     ``out(record)`` gets every record as it is written (stdout); ``outbox_path`` defaults to
-    ``STATE_DIR/outbox.db`` (``False``: no outbox, for benchmarks)."""
+    ``STATE_DIR/outbox.db`` (``False``: no outbox, for benchmarks); ``sources`` gives open Sources by
+    receiver name instead of opening the config's URIs."""
 
     def __init__(self, config, *, baselines: dict | None = None, out: Callable[[dict], None] | None = None,
                  outbox_path: str | Path | None | bool = None, hooks: Iterable[Callable] | None = None,
                  load_default_hooks: bool = True, source_options: dict | None = None, heartbeat_s: float = HEARTBEAT_S,
-                 baseline_note: str = ""):
+                 baseline_note: str = "", sources: dict | None = None):
         self.config = config
         self.baselines = dict(baselines or {})
         self.out = out
@@ -493,6 +494,7 @@ class Agent:
         self.source_options = source_options or {}
         self.heartbeat_s = float(heartbeat_s)
         self.baseline_note = baseline_note
+        self.given_sources = dict(sources or {})  # receiver name -> an open Source (benchmarks, embedding programs)
         self.schedule = ExamSchedule.from_config(config)
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -513,8 +515,10 @@ class Agent:
         a receiver that does not open now is planned from the config and retried by its worker."""
         from ..radio.base import open_source
 
-        sources = {}
+        sources = dict(self.given_sources)
         for rc in self.config.receivers:
+            if rc.name in sources:
+                continue
             opts = {"sample_rate_hz": rc.sample_rate_hz, "gain_db": rc.gain_db, "ppm": rc.ppm, "reconnect_attempts": 2, **self.source_options}
             try:
                 src = open_source(rc.uri, **opts)
