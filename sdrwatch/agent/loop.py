@@ -334,9 +334,36 @@ class ReceiverWorker(threading.Thread):
             hop = next(hops)
             try:
                 self._dwell(hop, rate)
+                for extra in self._redwells(hop):
+                    if self._done():
+                        break
+                    hop = extra
+                    self._dwell(extra, rate)
             except SdrwatchError as exc:
                 self.on_events(self, list(self.sink.end_dwell(hop.center_hz)))
                 self._lose(exc)
+
+    def _redwells(self, after: Hop) -> list[Hop]:
+        """Extra dwells hooks ask for now (``redwell(rx) -> [(center_hz, dwell_s)]``, e.g. the evidence
+        recorder confirming an alert): on a hop of this receiver's plan, at most 5 s each."""
+        out = []
+        known = {h.center_hz: h for h in self.plan.priority + self.plan.background}
+        for hook in list(self.hooks):
+            ask = getattr(hook, "redwell", None)
+            if ask is None:
+                continue
+            try:
+                wanted = list(ask(self.ctx) or [])
+            except Exception as exc:  # noqa: BLE001
+                self.hooks.remove(hook)
+                self.emit(health(self.config.site_id, self.rc.name, "hook_failed", f"{type(hook).__name__}.redwell: {exc}; the hook is disabled", 0.5))
+                continue
+            for center_hz, dwell_s in wanted:
+                base = known.get(center_hz) or next((h for c, h in known.items() if abs(c - center_hz) < 1.0), None)
+                if base is None or not (0 < float(dwell_s) <= 5.0):
+                    continue
+                out.append(replace(base, tier="redwell", dwell_s=float(dwell_s)))
+        return out
 
     def _dwell(self, hop: Hop, rate: float) -> None:
         src = self.source
@@ -503,7 +530,6 @@ class Agent:
         self.summary = AgentSummary()
         self.outbox = None
         self.uplink = None
-        self._opened_ids: set[str] = set()
 
     def stop(self) -> None:
         """Ask the run to end (safe from a signal handler or another thread)."""
@@ -570,22 +596,32 @@ class Agent:
     def emit(self, record: dict) -> None:
         self._queue.put(record)
 
-    def _write(self, record: dict) -> None:
+    def _checked(self, record: dict) -> dict:
         from ..net import schema
 
         try:
-            schema.validate(record)
+            return schema.validate(record)
         except SdrwatchError as exc:  # a bug: report it rather than lose the run
             log.error("record refused by the schema: %s: %r", exc, record)
-            record = health(self.config.site_id, record.get("receiver") if isinstance(record.get("receiver"), str) else None,
-                            "record_refused", f"a {record.get('type')} record was refused: {exc}", 0.5)
-        if self.outbox is not None:
-            self.outbox.append(record)
+            return health(self.config.site_id, record.get("receiver") if isinstance(record.get("receiver"), str) else None,
+                          "record_refused", f"a {record.get('type')} record was refused: {exc}", 0.5)
+
+    def _write(self, record: dict) -> None:
+        self._write_many([record])
+
+    def _write_many(self, records: list[dict]) -> None:
+        """Validate, append to the outbox in one transaction (durable before anything is printed), print."""
+        records = [self._checked(r) for r in records]
+        if self.outbox is not None and records:
+            self.outbox.append_many(records)
+        for record in records:
+            self._account(record)
+
+    def _account(self, record: dict) -> None:
         self.summary.records += 1
         if record["type"] == "alert":
             self.summary.events += 1
-            if record["alert_id"] not in self._opened_ids:
-                self._opened_ids.add(record["alert_id"])
+            if record["event"] == "open":
                 self.summary.alerts += 1
         elif record["type"] == "health":
             self.summary.health += 1
@@ -594,16 +630,17 @@ class Agent:
 
     def _drain(self, timeout: float) -> None:
         try:
-            rec = self._queue.get(timeout=timeout)
+            batch = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return
-        self._write(rec)
-        while True:
+        while len(batch) < 500:
             try:
-                rec = self._queue.get_nowait()
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
-                return
-            self._write(rec)
+                break
+        self._write_many(batch)
+        if not self._queue.empty():
+            self._drain(0.0)
 
     def _start_uplink(self) -> None:
         c = self.config.collector
