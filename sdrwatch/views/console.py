@@ -247,6 +247,13 @@ class ConsoleState:
         return acks[-1] if acks else None
 
 
+def _short_id(alert: dict) -> str:
+    """The alert id without its ``SITE-RECEIVER-`` prefix (the row already says both)."""
+    aid = str(alert.get("alert_id") or "")
+    prefix = f"{alert.get('site')}-{alert.get('receiver')}-"
+    return aid[len(prefix):] if aid.startswith(prefix) else aid
+
+
 def log_line(r: dict) -> str:
     """One plain log line for a record worth telling (alert, fault, disposition, site change)."""
     kind = r.get("type")
@@ -531,7 +538,7 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
             sites = self.query_one("#sites", DataTable)
             sites.add_columns("site", "state", "last heartbeat", "receivers", "revisit (achieved/planned)", "noise floor", "sessions", "open alerts")
             alerts = self.query_one("#alerts", DataTable)
-            alerts.add_columns("time", "site/receiver", "session", "MHz", "kHz", "SNR dB", "class", "severity", "state", "disposition", "alert")
+            alerts.add_columns("time", "site/receiver", "session", "MHz", "kHz", "SNR dB", "class", "severity", "state", "disposition", "alert id")
             alerts.focus()
             self.feed = feed_factory(self._records_from_thread, self._status_from_thread, self._sent_from_thread)
             self.feed.start()
@@ -611,7 +618,7 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
                 t.add_row(_hms(r.get("time") or r.get("agent_time")), f"{r.get('site')}/{r.get('receiver')}", r.get("session") or "",
                           f"{(r.get('center_hz') or 0) / 1e6:.4f}", f"{(r.get('bandwidth_hz') or 0) / 1e3:.1f}", f"{r.get('snr_db') or 0:.1f}",
                           Text(str(r.get("label") or ""), style=style), Text(f"{r.get('severity') or 0:.2f}", style=style),
-                          Text(state, style="bold" if state == "open" else "dim"), disp, r["alert_id"], key=r["alert_id"])
+                          Text(state, style="bold" if state == "open" else "dim"), disp, _short_id(r), key=r["alert_id"])
             if selected is not None:
                 try:
                     t.move_cursor(row=t.get_row_index(selected))

@@ -289,12 +289,15 @@ agent_key = "../../keys/{s.site}.key_secret"
             try:
                 if not ob.unsent(1):
                     continue
-                up = Uplink(ob, self.endpoint, self.work / "keys" / "collector.key", self.work / "keys" / f"{s.site}.key_secret",
-                            backoff_initial_s=0.2, backoff_max_s=1.0).start()
                 deadline = time.monotonic() + timeout_s
                 while ob.unsent(1) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                up.stop()
+                    # a fresh connection each try: the collector may still hold the agent's old one for a moment
+                    up = Uplink(ob, self.endpoint, self.work / "keys" / "collector.key", self.work / "keys" / f"{s.site}.key_secret",
+                                backoff_initial_s=0.2, backoff_max_s=1.0).start()
+                    try_until = min(deadline, time.monotonic() + 4.0)
+                    while ob.unsent(1) and time.monotonic() < try_until:
+                        time.sleep(0.05)
+                    up.stop()
                 if ob.unsent(1):
                     self.log(f"demo: {s.site}: records still in its outbox after {timeout_s:g} s ({path})")
             finally:
