@@ -116,7 +116,7 @@ def main() -> None:
             print(json.dumps(st), flush=True)
             if a.exit_when_acked and i >= live_end and ob.unacked_count() == 0:
                 up.stop()
-                print(json.dumps({"done": True, **up.status()}), flush=True)
+                print(json.dumps({**up.status(), "done": True, "unacked": ob.unacked_count()}), flush=True)
                 return
 
 

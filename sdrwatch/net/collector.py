@@ -71,11 +71,18 @@ class _Allowlist:
 
     def __init__(self, keys_dir: Path):
         self.keys_dir = Path(keys_dir)
-        self.signature = None
+        self.signature = self.quick = None
+        self.last_full = 0.0
         self.by_key: dict[bytes, K.KeyInfo] = {}
         self.reload()
 
     def reload(self) -> bool:
+        """Re-read the allowlist if it changed: the directory every call, every file every 10 s."""
+        quick = K.allowlist_signature(self.keys_dir, full=False)
+        now = time.monotonic()
+        if quick == self.quick and now - self.last_full < 10.0:
+            return False
+        self.quick, self.last_full = quick, now
         sig = K.allowlist_signature(self.keys_dir)
         if sig == self.signature:
             return False

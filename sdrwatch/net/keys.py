@@ -264,10 +264,14 @@ def load_allowlist(keys_dir: str | Path) -> dict[bytes, KeyInfo]:
     return out
 
 
-def allowlist_signature(keys_dir: str | Path) -> tuple:
-    """Changes whenever a file in ``KEYS/allowed`` is added, removed or rewritten."""
+def allowlist_signature(keys_dir: str | Path, full: bool = True) -> tuple:
+    """Changes whenever a file in ``KEYS/allowed`` is added, removed or rewritten. ``full=False`` looks
+    at the directory only (a file added, removed or replaced by rename, as sdrwatch writes them)."""
     d = Path(keys_dir) / "allowed"
     try:
+        if not full:
+            st = os.stat(d)
+            return (st.st_mtime_ns, st.st_ino)
         return tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(d) if e.name.endswith(".key")))
     except OSError:
         return ()

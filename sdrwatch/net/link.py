@@ -311,7 +311,7 @@ class Uplink:
         """For health records: connected, unacked, in_flight, last_ack_time, sent, acked, resent, refused."""
         s = self._session
         now = time.monotonic()
-        if now - self._unacked_cache[0] > 1.0:
+        if now - self._unacked_cache[0] > 0.5:
             try:
                 self._unacked_cache = (now, self.outbox.unacked_count())
             except Exception:  # noqa: BLE001 - a status call must not fail

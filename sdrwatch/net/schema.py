@@ -439,7 +439,7 @@ def decode(frame: bytes) -> dict:
     if size > MAX_FRAME_BYTES:
         raise SchemaError(f"frame is {size} bytes, more than the limit of {MAX_FRAME_BYTES}")
     try:
-        obj = _loads(bytes(frame))
+        obj = _loads(frame if type(frame) is bytes else bytes(frame))
     except UnicodeDecodeError:
         raise SchemaError("frame is not UTF-8") from None
     except RecursionError:
