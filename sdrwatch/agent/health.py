@@ -198,6 +198,9 @@ class HealthMonitor(AgentHook):
         return {"clipping_share": round(share, 5), "noise_floor_drift_db": None if drift is None else round(drift, 2),
                 "dropped_share": round(self._dropped_share, 4)}
 
+    def dwell_end(self, rx, hop) -> None:
+        self._center = None  # the next block starts a dwell (a plan of one hop never retunes)
+
     def lost(self, rx, reason: str) -> None:
         self._center = None
         self._rx_bytes0 = None

@@ -90,6 +90,10 @@ class AgentHook:
 
     def lost(self, rx: "ReceiverContext", reason: str) -> None: ...
 
+    def redwell(self, rx: "ReceiverContext") -> list:
+        """(centre Hz, dwell s) to dwell on again right now, e.g. to confirm a hit (default: none)."""
+        return []
+
     def stop(self, rx: "ReceiverContext") -> None: ...
 
 
@@ -284,6 +288,8 @@ class ReceiverWorker(threading.Thread):
     def _call(self, method: str, *args) -> list:
         out = []
         for hook in list(self.hooks):
+            if not hasattr(hook, method):  # a hook written before the method existed
+                continue
             try:
                 out.append(getattr(hook, method)(self.ctx, *args))
             except Exception as exc:  # noqa: BLE001

@@ -33,6 +33,7 @@ COMMANDS = {
     "console": "sdrwatch.cli.console:console",
     "verify": "sdrwatch.cli.verify:verify",
     "confusion": "sdrwatch.cli.confusion:confusion",
+    "check": "sdrwatch.cli.check:check",
     "plan": "sdrwatch.cli.plan:plan",
     "agent": "sdrwatch.cli.agent:agent",
     "keys": "sdrwatch.cli.keys:keys",
