@@ -308,3 +308,35 @@ def test_sim_offset_starts_the_scene_later():
         with pytest.raises(SourceError) as info:
             open_sim(f"sim:{SCENE}?{bad}")
         assert "\n" not in str(info.value)
+
+
+def test_passes_keep_the_revisit_when_retunes_cost_more_than_planned(tmp_path):
+    """A receiver whose retunes take 80 ms (it says 0): the agent measures the overhead and puts
+    fewer background hops into each pass, so the priority revisit stays within the target."""
+    from sdrwatch.agent.config import BandConfig
+    from sdrwatch.bench_agent import LoopSource
+
+    class SlowRetunes(LoopSource):
+        def tune(self, center_hz):
+            super().tune(center_hz)
+            self.t0 += 0.08  # the receiver's clock runs on while it settles
+
+    cfg = load_config(write_config(tmp_path / "slow.toml", "rtl_tcp://127.0.0.1:1", dt.datetime.now(dt.timezone.utc)))
+    bands = (BandConfig("prio", 169.4e6 - 0.9e6, 169.4e6 + 0.9e6, True), BandConfig("bg", 400e6, 418e6, False))
+    from dataclasses import replace
+
+    cfg = replace(cfg, bands=bands, sweep=replace(cfg.sweep, background="bands", background_dwell_s=0.05, priority_revisit_s=1.0))
+    from sdrwatch.sweep.plan import build_plan
+
+    plan = build_plan(cfg, retune_s={"rx0": 0.0})
+    centers = [h.center_hz for h in plan.receivers[0].priority + plan.receivers[0].background]
+    rng = np.random.default_rng(1)
+    iq = {c: (0.01 * (rng.standard_normal(240000) + 1j * rng.standard_normal(240000))).astype(np.complex64) for c in centers}
+    agent = Agent(cfg, outbox_path=False, load_default_hooks=False, sources={"rx0": SlowRetunes(iq, 2.4e6)})
+    summary = agent.run(duration_s=30)
+    rp = agent.plan.receivers[0]
+    assert rp.retune_s == 0.0 and rp.background_per_pass == 10 and rp.pass_s == pytest.approx(0.6)
+    beat = summary.receivers["rx0"]
+    # unadapted a pass would take 0.18 + 10 x 0.13 = 1.48 s; adapted: 6 background hops, 0.96 s
+    assert beat["background_per_pass"] == 6
+    assert beat["revisit_s"] <= 1.0 * 1.02

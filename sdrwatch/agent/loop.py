@@ -175,6 +175,7 @@ class WorkerStats:
     first_ts: float | None = None
     last_ts: float | None = None
     noise_floor_db: float | None = None
+    background_per_pass: int | None = None  # as adapted to the measured retune cost
     visits: dict = field(default_factory=dict)  # priority hop centre -> recent visit times (source clock)
 
 
@@ -332,7 +333,7 @@ class ReceiverWorker(threading.Thread):
         if not self._connect():
             return
         self._start_hooks()
-        hops = self.plan.hops()
+        hops = self._passes()
         rate = self.rc.sample_rate_hz
         while not self._done():
             if self.source is None and not self._connect():
@@ -348,6 +349,32 @@ class ReceiverWorker(threading.Thread):
             except SdrwatchError as exc:
                 self.on_events(self, list(self.sink.end_dwell(hop.center_hz)))
                 self._lose(exc)
+
+    def _passes(self):
+        """The plan's hops pass after pass, keeping the priority revisit: when passes take longer
+        than planned (a backend's retunes cost more than its profile says, or processing between
+        dwells), fewer background hops go into the next pass (never more than planned, at least
+        one). The per-hop overhead is measured on the receiver's clock (block timestamps)."""
+        p = self.plan
+        n_bg, k_plan = len(p.background), p.background_per_pass
+        target = self.config.sweep.priority_revisit_s
+        k, cursor, overhead = k_plan, 0, None
+        while True:
+            hops = list(p.priority) + [p.background[(cursor + j) % n_bg] for j in range(k)] if n_bg else list(p.priority)
+            cursor = (cursor + k) % n_bg if n_bg else 0
+            t0 = self.stats.last_ts
+            yield from hops
+            t1 = self.stats.last_ts
+            if not (p.priority and n_bg and t0 is not None and t1 is not None and t1 > t0):
+                continue
+            took = t1 - t0  # from the end of the last pass's final dwell to the end of this one's
+            ovh = max(0.0, (took - sum(h.dwell_s for h in hops)) / len(hops))
+            overhead = ovh if overhead is None else 0.8 * overhead + 0.2 * ovh
+            prio = sum(overhead + h.dwell_s for h in p.priority)
+            fit = int((target - prio) // (overhead + p.background[0].dwell_s)) if target > prio else 1
+            k = max(1, min(k_plan, fit))
+            with self.lock:
+                self.stats.background_per_pass = k
 
     def _redwells(self, after: Hop) -> list[Hop]:
         """Extra dwells hooks ask for now (``redwell(rx) -> [(center_hz, dwell_s)]``, e.g. the evidence
@@ -435,6 +462,7 @@ class ReceiverWorker(threading.Thread):
             gaps = [np.diff(v) for v in st.visits.values() if len(v) > 1]
             revisit = float(np.mean(np.concatenate(gaps))) if gaps else None
             floor, online, lost, dwells, samples = st.noise_floor_db, st.online, st.lost, st.dwells, st.samples
+            k = st.background_per_pass if st.background_per_pass is not None else self.plan.background_per_pass
         self._want_floor = True
         planned = self.plan.pass_s if self.plan.priority else (self.plan.revisit_s(self.plan.background[0]) if self.plan.background else None)
         extra: dict = {}
@@ -453,7 +481,7 @@ class ReceiverWorker(threading.Thread):
         rec = health(self.config.site_id, self.rc.name, "heartbeat", msg, sev,
                      revisit_s=None if revisit is None else round(revisit, 4),
                      planned_revisit_s=None if planned is None else round(planned, 4),
-                     noise_floor_db=floor, online=online, dwells=dwells, samples=samples, lost=lost)
+                     noise_floor_db=floor, online=online, dwells=dwells, samples=samples, lost=lost, background_per_pass=k)
         rec.update(extra)
         return rec
 
