@@ -156,7 +156,7 @@ def sim_rows(scene_path: Path, progress: Callable[[str], None] | None = None, on
 
 def table(rows: list[Row], markdown: bool = False) -> str:
     head = ["source", "case", "truth", "label", "severity", "modulation", "covered by", "emissions", "alerted", "threat labels (max sev.)"]
-    body = [[r.source, r.case, r.truth, r.label + ("" if r.correct else " ✗"), f"{r.severity:.2f}", r.modulation,
+    body = [[r.source, r.case, r.truth.replace("|", " or "), r.label + ("" if r.correct else " ✗"), f"{r.severity:.2f}", r.modulation,
              r.covered_by, str(r.emissions), str(r.alerted), f"{r.threat_labels} ({r.worst_threat_severity:.2f})"] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
