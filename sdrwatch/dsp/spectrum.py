@@ -12,17 +12,34 @@ averages ``ffts_per_frame`` consecutive segments. Averaging is done in linear po
 Everything here is pure numpy/scipy: arrays in, arrays out. :class:`WelchFrames` is the streaming
 form (feed blocks of any size; identical output whatever the block boundaries), :func:`welch_psd` the
 one-shot form used by the benchmark.
+
+The engine, per batch of ``BATCH_SEGMENTS`` segments in reused buffers (no allocation per block):
+complex64 samples are multiplied straight into the windowed buffer as float32 (re, im) pairs by the
+real taps (no complex multiply, no temporary); one in-place
+batched FFT; ``|X|^2`` as one squaring pass over the float32 view and one add of its even and odd
+halves; frame sums. The FFT runs on ``scipy.fft`` (pocketfft), or on FFTW through pyFFTW when the
+``fast`` extra is installed (``pip install 'sdrwatch[fast]'``; planned once per size with
+``FFTW_MEASURE``, the plans' wisdom cached in ``$XDG_CACHE_HOME/sdrwatch``). ``$SDRWATCH_FFT`` = ``scipy``
+or ``fftw`` forces one. Both give the same frames within float32 rounding. pyFFTW is BSD-licensed but
+the FFTW inside its wheels is GPL, so it stays optional.
 """
 from __future__ import annotations
 
+import os
+import pickle
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 
-#: samples handed to one FFT batch; small enough to stay in cache (measured fastest at ~64k)
-_CHUNK_SAMPLES = 65536
+from ..errors import SdrwatchError
+
+#: segments per FFT batch: large enough to amortise the call and the Python loop, small enough for the
+#: buffers to stay near the cache (128 to 512 measured within noise of each other on a 2-core VM)
+BATCH_SEGMENTS = 256
+#: and at most this many samples per batch, for large FFT sizes
+_BATCH_SAMPLES_MAX = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -98,8 +115,83 @@ class GroupSum:
         return res
 
 
+def _periodic_cos(n: int, *coeffs: float) -> np.ndarray:
+    """sum_k (-1)^k a_k cos(2 pi k m / n), m = 0..n-1: the periodic ("DFT-even") cosine-sum windows that
+    ``scipy.signal.get_window`` gives for spectral analysis."""
+    m = np.arange(n, dtype=np.float64)
+    w = np.zeros(n)
+    for k, a in enumerate(coeffs):
+        w += (-1) ** k * a * np.cos(2.0 * np.pi * k * m / n)
+    return w
+
+
+#: window name -> taps(n), float64; the same values as ``scipy.signal.get_window(name, n)``
+WINDOWS = {
+    "hann": lambda n: _periodic_cos(n, 0.5, 0.5),
+    "hamming": lambda n: _periodic_cos(n, 0.54, 0.46),
+    "blackman": lambda n: _periodic_cos(n, 0.42, 0.5, 0.08),
+    "boxcar": lambda n: np.ones(n),
+}
+
+
 def window_taps(cfg: SpectrumConfig) -> np.ndarray:
-    return scipy.signal.get_window(cfg.window, cfg.fft_size).astype(np.float32)
+    make = WINDOWS.get(cfg.window)
+    if make is None:
+        raise SdrwatchError(f"unknown window {cfg.window!r} (one of {', '.join(WINDOWS)})")
+    return make(int(cfg.fft_size)).astype(np.float32)
+
+
+# -------------------------------------------------------------------------------------------- FFT backends
+_FFTW_LOCK = threading.Lock()
+_fftw_state: dict = {"loaded": False, "new_plans": False}
+
+
+def fft_backend() -> str:
+    """``"fftw"`` (pyFFTW importable and not turned off by ``$SDRWATCH_FFT=scipy``) or ``"scipy"``."""
+    choice = os.environ.get("SDRWATCH_FFT", "auto").strip().lower()
+    if choice == "scipy":
+        return "scipy"
+    try:
+        import pyfftw  # noqa: F401
+    except ImportError:
+        if choice == "fftw":
+            raise SdrwatchError("SDRWATCH_FFT=fftw but pyFFTW is not installed (pip install 'sdrwatch[fast]')") from None
+        return "scipy"
+    return "fftw"
+
+
+def _wisdom_path() -> Path:
+    import pyfftw
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sdrwatch" / f"fftw-wisdom-{pyfftw.__version__}.pickle"
+
+
+def _fftw_plan(buf: np.ndarray):
+    """An in-place FFTW plan over the rows of ``buf`` (complex64, aligned), wisdom loaded from and saved
+    to the cache so each size is measured once per machine."""
+    import pyfftw
+
+    with _FFTW_LOCK:
+        if not _fftw_state["loaded"]:
+            _fftw_state["loaded"] = True
+            try:
+                pyfftw.import_wisdom(pickle.loads(_wisdom_path().read_bytes()))
+            except (OSError, ValueError, EOFError, pickle.UnpicklingError, TypeError):
+                pass
+        before = pyfftw.export_wisdom()
+        plan = pyfftw.FFTW(buf, buf, axes=(1,), direction="FFTW_FORWARD", flags=("FFTW_MEASURE",), threads=1)
+        after = pyfftw.export_wisdom()
+        if after != before:
+            path = _wisdom_path()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}")
+                tmp.write_bytes(pickle.dumps(after))
+                os.replace(tmp, path)
+            except OSError:
+                pass  # a read-only home: plan again next time
+    return plan
 
 
 def enbw_bins(w: np.ndarray) -> float:
@@ -184,13 +276,15 @@ def suppress_dc(power: np.ndarray, dc_bins: int) -> np.ndarray:
 class WelchFrames:
     """Streaming Welch estimator for one tuning: ``push(iq)`` returns the frames completed so far.
 
-    Returns ``(power, start_index)``: ``power`` is (n_frames, fft_size) float32, fftshifted, scaled as
-    in the module docstring; ``start_index`` is the index (in samples since the first push) of the
-    first sample of each frame. A frame spans ``(K-1)*hop + fft_size`` samples. Output does not depend
-    on how the input is split into blocks.
+    ``iq`` is complex64 samples, or raw cu8 bytes (a uint8 array of interleaved I/Q, normalised as in
+    :mod:`sdrwatch.radio.iq`). Returns ``(power, start_index)``: ``power`` is
+    (n_frames, fft_size) float32, fftshifted, scaled as in the module docstring; ``start_index`` is the
+    index (in samples since the first push) of the first sample of each frame. A frame spans
+    ``(K-1)*hop + fft_size`` samples. Output does not depend on how the input is split into blocks.
+    ``backend`` is ``"scipy"`` or ``"fftw"`` (default: :func:`fft_backend`).
     """
 
-    def __init__(self, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig()):
+    def __init__(self, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig(), backend: str | None = None):
         if cfg.fft_size is None:
             cfg = SpectrumConfig(**{**cfg.as_dict(), "fft_size": auto_fft_size(sample_rate_hz)})
         self.cfg = cfg
@@ -203,17 +297,34 @@ class WelchFrames:
         self.window = w
         self.k_eff = self.k * averaging_efficiency(w, self.hop)
         self.enbw = enbw_bins(w)
+        self.backend = backend or fft_backend()
+        w2 = np.repeat(w.astype(np.float64), 2)  # taps for interleaved float32 (re, im) pairs
+        self._w2 = w2.astype(np.float32)
+        self._batch = max(1, min(BATCH_SEGMENTS, _BATCH_SAMPLES_MAX // self.n))
+        if self.backend == "fftw":
+            import pyfftw
+
+            self._spec = pyfftw.empty_aligned((self._batch, self.n), dtype="complex64")
+            # plans for batch, batch/2, ... 16 rows: any batch is run as a few of them (greedy), the
+            # last few rows by scipy.fft; a plan runs on any aligned run of rows (update_arrays)
+            rows = self._batch
+            self._plans = {}
+            while rows >= min(16, self._batch):
+                self._plans[rows] = _fftw_plan(self._spec[:rows])
+                rows //= 2
+            self._plan = True
+        elif self.backend == "scipy":
+            self._spec = np.empty((self._batch, self.n), dtype=np.complex64)
+            self._plan = None
+        else:
+            raise SdrwatchError(f"unknown FFT backend {self.backend!r} (scipy or fftw)")
+        self._pow = np.empty((self._batch, self.n), dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
         self._tail = np.zeros(0, dtype=np.complex64)
-        self._tail_index = 0  # stream index of _tail[0]
+        self._tail_index = 0  # stream index of the first sample of _tail
         self._frames = GroupSum(self.k)
-        per_batch = max(1, _CHUNK_SAMPLES // self.n)
-        # work buffers, reused for every batch: no allocation (and no page faults) per block
-        self._spec = np.empty((per_batch, self.n), dtype=np.complex64)
-        self._pow = np.empty((per_batch, self.n), dtype=np.float32)
-        self._pow2 = np.empty((per_batch, self.n), dtype=np.float32)
         self._x = np.empty(0, dtype=np.complex64)
 
     @property
@@ -221,19 +332,31 @@ class WelchFrames:
         """Samples between the starts of consecutive frames."""
         return self.k * self.hop
 
+    def _join(self, data: np.ndarray) -> np.ndarray:
+        """The tail of the last push followed by ``data`` (same kind), in a reused buffer."""
+        if not len(self._tail):
+            return data
+        need = len(self._tail) + len(data)
+        if len(self._x) < need or self._x.dtype != data.dtype:
+            self._x = np.empty(max(need, 2 * len(self._x) if self._x.dtype == data.dtype else need), dtype=data.dtype)
+        x = self._x[:need]
+        x[: len(self._tail)] = self._tail
+        x[len(self._tail):] = data
+        return x
+
     def push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        iq = np.asarray(iq, dtype=np.complex64)
-        if len(self._tail):
-            need = len(self._tail) + len(iq)
-            if len(self._x) < need:
-                self._x = np.empty(max(need, 2 * len(self._x)), dtype=np.complex64)
-            x = self._x[:need]
-            x[: len(self._tail)] = self._tail
-            x[len(self._tail):] = iq
-        else:
-            x = iq
+        iq = np.asarray(iq)
+        if iq.dtype == np.uint8:
+            # raw cu8: converting once is cheaper than casting inside the windowing step, which reads
+            # every sample twice at 50 % overlap
+            if len(iq) % 2:
+                raise SdrwatchError(f"{len(iq)} cu8 bytes is not a whole number of I/Q pairs")
+            iq = _cu8_to_complex(iq)
+        iq = np.ascontiguousarray(iq, dtype=np.complex64)
+        x = self._join(iq)
+        nsamp = len(x)
         base = self._tail_index
-        nseg = 0 if len(x) < self.n else (len(x) - self.n) // self.hop + 1
+        nseg = 0 if nsamp < self.n else (nsamp - self.n) // self.hop + 1
         power, first_seg = self._segment_frames(x, nseg, base // self.hop)
         consumed = nseg * self.hop
         self._tail = x[consumed:].copy()
@@ -251,19 +374,38 @@ class WelchFrames:
         n, hop = self.n, self.hop
         if nseg <= 0:
             return
-        per_batch = len(self._spec)
-        view = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+        pairs, taps = x.view(np.float32), self._w2
+        # rows of 2n interleaved (re, im) values, one per segment, stepping 2*hop values
+        view = np.lib.stride_tricks.sliding_window_view(pairs, 2 * n)[:: 2 * hop]
+        per_batch = self._batch
+        specf_all = self._spec.view(np.float32)
         for s in range(0, nseg, per_batch):
             e = min(nseg, s + per_batch)
-            spec = self._spec[: e - s]
-            np.multiply(view[s:e], self.window, out=spec)
-            spec = scipy.fft.fft(spec, axis=1, overwrite_x=True)
-            pw, im2 = self._pow[: e - s], self._pow2[: e - s]
-            parts = spec.view(np.float32)
-            np.multiply(parts[:, 0::2], parts[:, 0::2], out=pw)
-            np.multiply(parts[:, 1::2], parts[:, 1::2], out=im2)
-            pw += im2
+            b = e - s
+            specf = specf_all[:b]
+            np.multiply(view[s:e], taps, out=specf)  # real taps on (re, im) pairs: no complex multiply
+            if self._plan is not None:
+                spec = self._spec[:b]
+                self._fftw_rows(spec)
+            else:
+                spec = _fft_rows(self._spec[:b])
+            sq = spec.view(np.float32)
+            np.multiply(sq, sq, out=sq)
+            pw = self._pow[:b]
+            np.add(sq[:, 0::2], sq[:, 1::2], out=pw)
             yield s, pw
+
+    def _fftw_rows(self, spec: np.ndarray) -> None:
+        """FFT the rows of ``spec`` (a leading part of the aligned buffer) in place with the FFTW plans."""
+        at, left = 0, len(spec)
+        for rows, plan in self._plans.items():  # largest first
+            while left >= rows:
+                part = spec[at:at + rows]
+                plan.update_arrays(part, part)
+                plan.execute()
+                at, left = at + rows, left - rows
+        if left:
+            spec[at:] = _fft_rows(spec[at:])
 
     def _segment_frames(self, x: np.ndarray, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames completed by the segments of ``x`` (sums of K segment powers, unscaled)."""
@@ -278,6 +420,19 @@ class WelchFrames:
         return np.concatenate(frames), np.concatenate(starts)
 
 
+def _fft_rows(spec: np.ndarray) -> np.ndarray:
+    import scipy.fft
+
+    return scipy.fft.fft(spec, axis=1, overwrite_x=True)
+
+
+def _cu8_to_complex(raw: np.ndarray) -> np.ndarray:
+    pairs = raw.astype(np.float32)
+    pairs -= np.float32(127.5)
+    pairs *= np.float32(1.0 / 127.5)
+    return pairs.view(np.complex64)
+
+
 def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig()) -> np.ndarray:
     """Mean power spectrum (fftshifted, DC handled) of a whole array: the average of all full frames'
     segments. Same scaling as :class:`WelchFrames`."""
@@ -288,7 +443,7 @@ def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = Spect
     if nseg == 0:
         return np.zeros(n, dtype=np.float32)
     acc = np.zeros(n, dtype=np.float64)
-    step = max(1, _CHUNK_SAMPLES // hop)
+    step = max(1, (BATCH_SEGMENTS * n) // hop)
     for s in range(0, nseg, step):
         e = min(nseg, s + step)
         seg = np.asarray(iq[s * hop : (e - 1) * hop + n], dtype=np.complex64)

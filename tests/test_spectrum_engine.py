@@ -1,0 +1,119 @@
+"""The spectrum engine against an independent float64 computation of the same frames, on scipy.fft and on
+FFTW (pyFFTW, the ``fast`` extra): the same frames within float32 rounding, whatever the block sizes, from
+complex64 samples or raw cu8 bytes; the windows equal scipy's; nothing on the replay path imports
+scipy.signal or scipy.stats."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from sdrwatch.dsp import spectrum
+from sdrwatch.dsp.spectrum import WINDOWS, SpectrumConfig, WelchFrames, fft_backend
+from sdrwatch.radio.iq import to_iq
+
+RATE = 2.4e6
+BACKENDS = ["scipy", pytest.param("fftw", marks=pytest.mark.skipif(
+    importlib.util.find_spec("pyfftw") is None, reason="pyFFTW (the fast extra) is not installed"))]
+
+
+def raw_cu8(n: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    x = 8 * rng.standard_normal(2 * n)
+    x[0::2] += 40 * np.cos(2 * np.pi * 0.123 * t)  # a tone, so bins span a wide dynamic range
+    x[1::2] += 40 * np.sin(2 * np.pi * 0.123 * t)
+    return np.clip(np.rint(x + 127.5), 0, 255).astype(np.uint8)
+
+
+def reference_frames(iq: np.ndarray, cfg: SpectrumConfig) -> np.ndarray:
+    """The module docstring's formula in float64, straight: P = (1/K) sum |FFT(w x_i)|^2 / (sum w)^2."""
+    n, hop = cfg.fft_size, cfg.hop_samples()
+    k = cfg.ffts_per_frame(RATE)
+    w = WINDOWS[cfg.window](n)
+    x = iq.astype(np.complex128)
+    nseg = (len(x) - n) // hop + 1
+    nf = nseg // k
+    segs = np.lib.stride_tricks.sliding_window_view(x, n)[::hop][: nf * k]
+    p = np.abs(np.fft.fft(segs * w, axis=1)) ** 2
+    frames = p.reshape(nf, k, n).sum(axis=1) / k / np.sum(w) ** 2
+    frames = np.fft.fftshift(frames, axes=-1)
+    return spectrum.suppress_dc(frames, cfg.dc_bins)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("block", [1 << 18, 100_003, 977])
+@pytest.mark.parametrize("kind", ["complex64", "cu8"])
+def test_frames_match_a_float64_reference_within_float32_rounding(backend, block, kind):
+    cfg = SpectrumConfig(fft_size=1024)
+    raw = raw_cu8(1_500_000)
+    iq = to_iq(raw, "cu8")
+    eng = WelchFrames(RATE, cfg, backend=backend)
+    assert eng.backend == backend
+    out, starts = [], []
+    for off in range(0, len(iq), block):
+        p, s = eng.push(raw[2 * off: 2 * (off + block)] if kind == "cu8" else iq[off: off + block])
+        out.append(p)
+        starts.append(s)
+    got, starts = np.concatenate(out), np.concatenate(starts)
+    want = reference_frames(iq, cfg)
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.array_equal(starts, np.arange(len(want)) * eng.frame_samples)
+    # float32 rounding: the FFT of 1024 points loses a few ulps; relative to each bin, and to the frame's
+    # strongest bin for the weakest bins (the tone sits 60 dB over the noise)
+    err = np.abs(got - want)
+    assert np.all(err <= 2e-5 * want + 1e-6 * want.max(axis=1, keepdims=True)), float(np.max(err / want))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_two_backends_agree(backend):
+    raw = raw_cu8(600_000, seed=9)
+    a, _ = WelchFrames(RATE, SpectrumConfig(fft_size=512), backend="scipy").push(raw)
+    b, _ = WelchFrames(RATE, SpectrumConfig(fft_size=512), backend=backend).push(raw)
+    np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6 * float(a.max()))
+
+
+@pytest.mark.parametrize("name", sorted(WINDOWS))
+@pytest.mark.parametrize("n", [16, 128, 1000, 1024])
+def test_windows_are_scipys(name, n):
+    np.testing.assert_allclose(WINDOWS[name](n), scipy.signal.get_window(name, n), rtol=0, atol=1e-12)
+
+
+def test_an_unknown_window_or_backend_is_one_line():
+    from sdrwatch.errors import SdrwatchError
+
+    with pytest.raises(SdrwatchError, match="unknown window 'tukey'"):
+        WelchFrames(RATE, SpectrumConfig(fft_size=256, window="tukey"))
+    with pytest.raises(SdrwatchError, match="unknown FFT backend"):
+        WelchFrames(RATE, SpectrumConfig(fft_size=256), backend="mkl")
+
+
+def test_fft_backend_choice(monkeypatch):
+    monkeypatch.setenv("SDRWATCH_FFT", "scipy")
+    assert fft_backend() == "scipy"
+    monkeypatch.setenv("SDRWATCH_FFT", "auto")
+    assert fft_backend() in ("scipy", "fftw")
+
+
+def test_the_replay_path_imports_no_heavy_module(tmp_path):
+    """Start-up: replaying a recording imports neither scipy.signal nor scipy.stats, matplotlib, sigmf or
+    the rich table machinery (a jsonl replay prints no table)."""
+    code = (
+        "import sys\n"
+        "from sdrwatch.cli import main\n"
+        "sys.argv = ['sdrwatch', 'replay', sys.argv[1], '--format', 'jsonl']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('scipy.signal', 'scipy.stats', 'matplotlib', 'sigmf', 'rich.table', 'scipy.ndimage')"
+        " if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    from pathlib import Path
+
+    rec = Path(__file__).resolve().parents[1] / "recordings" / "gfsk-bursts"
+    proc = subprocess.run([sys.executable, "-c", code, str(rec)], capture_output=True, text=True, timeout=120)
+    line = [l for l in proc.stderr.splitlines() if l.startswith("HEAVY")]
+    assert line == ["HEAVY []"], proc.stderr[-2000:]
