@@ -879,13 +879,23 @@ def measure_module_benches(quick: bool, workdir: Path) -> list[Measurement]:
 # --------------------------------------------------------------------------------------------------
 
 
-def run(quick: bool = False, large_mb: int | None = None, report: Report | None = None, stage: Stage | None = None) -> list[Measurement]:
-    """Every measurement, in order; ``report`` is called as each one is ready, ``stage`` with progress text.
+#: the stages of a run, in order (``sdrwatch bench --only psd,startup``)
+STAGES = ("psd", "replay", "large", "false-alarms", "sensitivity", "sim", "startup", "process", "sweep", "modules")
+
+
+def run(quick: bool = False, large_mb: int | None = None, report: Report | None = None, stage: Stage | None = None,
+        only: tuple[str, ...] | None = None) -> list[Measurement]:
+    """Every measurement, in order; ``report`` is called as each one is ready, ``stage`` with progress text;
+    ``only`` picks stages by name (:data:`STAGES`).
 
     Everything runs on one core: numpy ufuncs and ``scipy.fft`` (``workers=1``, its default) do not
     spawn threads, and no BLAS call is on the path. The CPUs the process may use are reported.
     """
     large_mb = large_mb if large_mb is not None else (256 if quick else 2048)
+    chosen = set(STAGES if not only else only)
+    unknown = chosen - set(STAGES)
+    if unknown:
+        raise SdrwatchError(f"unknown bench stage {sorted(unknown)[0]!r} (one of {', '.join(STAGES)})")
     results: list[Measurement] = []
 
     def emit(ms: list[Measurement]) -> None:
@@ -900,24 +910,20 @@ def run(quick: bool = False, large_mb: int | None = None, report: Report | None 
 
     with tempfile.TemporaryDirectory(prefix="sdrwatch-bench-") as tmp:
         work = Path(tmp)
-        step("PSD throughput")
-        emit(measure_psd(4_000_000 if quick else 16_000_000, repeats=3))
-        step("replay speed")
-        emit(measure_replay(work, 5.0 if quick else 20.0, 2.0 if quick else 5.0, 1 if quick else 2))
-        step(f"large-file replay ({large_mb} MB)")
-        emit(measure_large(work, large_mb))
-        step("false alarms on noise")
-        emit(measure_false_alarms(work, 10.0 if quick else 120.0))
-        step("sensitivity")
-        emit(measure_sensitivity(quick, stage))
-        step("simulator render")
-        emit(measure_sim_render(quick))
-        step("start-up")
-        emit(measure_startup(work, 3 if quick else 7))
-        step("whole-process replay")
-        emit(measure_process_replay(work, 5.0 if quick else 60.0, 1 if quick else 3))
-        step("sweep replay")
-        emit(measure_sweep(work, 3.0 if quick else 20.0, 1 if quick else 2))
-        step("chain and agent benchmarks")
-        emit(measure_module_benches(quick, work))
+        plan = [
+            ("psd", "PSD throughput", lambda: measure_psd(4_000_000 if quick else 16_000_000, repeats=3)),
+            ("replay", "replay speed", lambda: measure_replay(work, 5.0 if quick else 20.0, 2.0 if quick else 5.0, 1 if quick else 2)),
+            ("large", f"large-file replay ({large_mb} MB)", lambda: measure_large(work, large_mb)),
+            ("false-alarms", "false alarms on noise", lambda: measure_false_alarms(work, 10.0 if quick else 120.0)),
+            ("sensitivity", "sensitivity", lambda: measure_sensitivity(quick, stage)),
+            ("sim", "simulator render", lambda: measure_sim_render(quick)),
+            ("startup", "start-up", lambda: measure_startup(work, 3 if quick else 7)),
+            ("process", "whole-process replay", lambda: measure_process_replay(work, 5.0 if quick else 60.0, 1 if quick else 3)),
+            ("sweep", "sweep replay", lambda: measure_sweep(work, 3.0 if quick else 20.0, 1 if quick else 2)),
+            ("modules", "chain and agent benchmarks", lambda: measure_module_benches(quick, work)),
+        ]
+        for name, text, fn in plan:
+            if name in chosen:
+                step(text)
+                emit(fn())
     return results

@@ -100,3 +100,12 @@ def test_table_output(monkeypatch):
     result = CliRunner().invoke(main, ["bench"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "psd_sdrwatch" in result.stdout and "71.2" in result.stdout and "-13" in result.stdout
+
+
+def test_only_runs_the_stages_asked_for():
+    result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--only", "psd"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    names = [json.loads(ln)["name"] for ln in result.stdout.splitlines() if ln.strip()]
+    assert names and all(n.startswith("psd_") for n in names), names
+    result = CliRunner().invoke(main, ["bench", "--only", "psd,nosuch"])
+    assert result.exit_code == 1 and result.output.startswith("error: unknown bench stage 'nosuch'"), result.output

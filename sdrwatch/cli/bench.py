@@ -44,7 +44,10 @@ def _fmt(m) -> str:
 @click.option("--quick", is_flag=True, help="Smaller sizes and fewer trials (under a minute).")
 @click.option("--large-mb", type=click.IntRange(min=16), default=None, metavar="N",
               help="Size of the large file for the peak-memory replay (default 2048, 256 with --quick).")
-def bench(as_json, quick, large_mb):
+@click.option("--only", metavar="STAGES", default=None,
+              help="Comma-separated stages to run: psd, replay, large, false-alarms, sensitivity, sim, startup, "
+                   "process, sweep, modules (default: all).")
+def bench(as_json, quick, large_mb, only):
     """Measure the detection chain on this machine (single-threaded: one core).
 
     \b
@@ -66,8 +69,11 @@ def bench(as_json, quick, large_mb):
       sdrwatch bench
       sdrwatch bench --quick --json > bench.jsonl
       sdrwatch bench --large-mb 512
+      sdrwatch bench --only psd,startup --json
     """
     from ..bench import run
+
+    stages = tuple(s.strip() for s in only.split(",") if s.strip()) if only else None
 
     def report(m) -> None:
         if as_json:
@@ -75,7 +81,7 @@ def bench(as_json, quick, large_mb):
             sys.stdout.flush()
 
     with _stages(9) as stage:
-        results = run(quick=quick, large_mb=large_mb, report=report, stage=stage)
+        results = run(quick=quick, large_mb=large_mb, report=report, stage=stage, only=stages)
     if as_json:
         return
     from rich.console import Console
