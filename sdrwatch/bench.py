@@ -101,7 +101,7 @@ class Measurement:
 
     def as_record(self) -> dict:
         rec = {"name": self.name, "value": None if self.value is None else round(float(self.value), 3), "unit": self.unit,
-               "target": self.target, "meets_target": self.ok, "summary": self.summary}
+               "target": self.target, "meets_target": None if self.ok is None else bool(self.ok), "summary": self.summary}
         if self.skipped:
             rec["skipped"] = self.skipped
         rec.update(self.details)
@@ -836,7 +836,8 @@ def measure_sweep(workdir: Path, seconds: float, repeats: int) -> list[Measureme
 # 7. the chain's and the agent's benchmarks, when present
 
 
-def measure_module_benches(quick: bool, workdir: Path) -> list[Measurement]:
+def measure_module_benches(quick: bool, workdir: Path, stage: Stage | None = None) -> list[Measurement]:
+    """``sdrwatch.bench_chain.bench_crowded`` (emitters in one hop) and ``sdrwatch.bench_agent.run``."""
     out: list[Measurement] = []
     try:
         chain = importlib.import_module("sdrwatch.bench_chain")
@@ -856,23 +857,10 @@ def measure_module_benches(quick: bool, workdir: Path) -> list[Measurement]:
         agent = importlib.import_module("sdrwatch.bench_agent")
     except ImportError:
         agent = None
-    for name in sorted(n for n in dir(agent) if n.startswith("bench_")) if agent is not None else []:
-        fn = getattr(agent, name)
-        if not callable(fn):
-            continue
-        params = inspect.signature(fn).parameters
-        kwargs = {k: v for k, v in (("quick", quick), ("workdir", workdir)) if k in params}
-        res = fn(**kwargs)
-        if isinstance(res, Measurement):
-            out.append(res)
-        elif isinstance(res, list) and all(isinstance(m, Measurement) for m in res):
-            out.extend(res)
-        elif isinstance(res, dict):
-            nums = {k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            head = next(iter(nums.items()), (None, None))
-            out.append(Measurement(f"agent_{name[len('bench_'):]}", None if head[1] is None else float(head[1]),
-                                   head[0] or "", None, None, f"bench_agent.{name}", {k: v for k, v in res.items()
-                                                                                     if isinstance(v, (int, float, str, bool))}))
+    if agent is not None and callable(getattr(agent, "run", None)):
+        params = inspect.signature(agent.run).parameters
+        kwargs = {k: v for k, v in (("quick", quick), ("stage", stage)) if k in params}
+        out.extend(m for m in agent.run(**kwargs) if isinstance(m, Measurement))
     return out
 
 
@@ -920,7 +908,7 @@ def run(quick: bool = False, large_mb: int | None = None, report: Report | None 
             ("startup", "start-up", lambda: measure_startup(work, 3 if quick else 7)),
             ("process", "whole-process replay", lambda: measure_process_replay(work, 5.0 if quick else 60.0, 1 if quick else 3)),
             ("sweep", "sweep replay", lambda: measure_sweep(work, 3.0 if quick else 20.0, 1 if quick else 2)),
-            ("modules", "chain and agent benchmarks", lambda: measure_module_benches(quick, work)),
+            ("modules", "chain and agent benchmarks", lambda: measure_module_benches(quick, work, stage)),
         ]
         for name, text, fn in plan:
             if name in chosen:

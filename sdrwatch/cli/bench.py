@@ -32,6 +32,14 @@ def _stages(total: int):
         yield stage
 
 
+def _plain(value):
+    """numpy scalars and arrays in a measurement's details, as JSON numbers and lists."""
+    item = getattr(value, "tolist", None)
+    if item is None:
+        raise TypeError(f"not JSON: {type(value).__name__}")
+    return item()
+
+
 def _fmt(m) -> str:
     if m.value is None:
         return "-"
@@ -77,10 +85,10 @@ def bench(as_json, quick, large_mb, only):
 
     def report(m) -> None:
         if as_json:
-            sys.stdout.write(json.dumps(m.as_record()) + "\n")
+            sys.stdout.write(json.dumps(m.as_record(), default=_plain) + "\n")
             sys.stdout.flush()
 
-    with _stages(9) as stage:
+    with _stages(10) as stage:
         results = run(quick=quick, large_mb=large_mb, report=report, stage=stage, only=stages)
     if as_json:
         return
