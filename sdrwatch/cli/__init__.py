@@ -185,7 +185,8 @@ def main() -> None:
 
     \b
     Examples:
-      sdrwatch demo                                   # replay and score the shipped recordings
+      sdrwatch demo                                   # the whole station on simulated sites
+      sdrwatch agent --config examples/sim-site.toml  # a site agent
       sdrwatch replay recordings/fm-voice-appears     # emissions in a recording
       sdrwatch replay REC --baseline BASE --format jsonl
     """
