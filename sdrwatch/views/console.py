@@ -615,6 +615,8 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
                 disp = Text(f"{d['disposition']} ({d.get('operator')})", style="green") if d else (
                     Text(f"acked ({ack.get('operator')})", style="yellow") if ack else Text("—", style="dim"))
                 state = r.get("state") or "open"
+                if r.get("covered_by"):  # a band-plan or declared emitter: logged with its entry, not alerted
+                    state = f"logged ({r['covered_by']})"
                 t.add_row(_hms(r.get("time") or r.get("agent_time")), f"{r.get('site')}/{r.get('receiver')}", r.get("session") or "",
                           f"{(r.get('center_hz') or 0) / 1e6:.4f}", f"{(r.get('bandwidth_hz') or 0) / 1e3:.1f}", f"{r.get('snr_db') or 0:.1f}",
                           Text(str(r.get("label") or ""), style=style), Text(f"{r.get('severity') or 0:.2f}", style=style),
