@@ -118,8 +118,8 @@ class LazyGroup(click.Group):
         except SystemExit as exc:
             # rich (like the Python docs' recipe) answers a closed stdout by pointing it at /dev/null and
             # exiting 1; give it the same code as every other command
-            # (and click wraps stdout in its PacifyFlushWrapper and exits 1)
-            if exc.code not in (0, None) and (type(sys.stdout).__name__ == "PacifyFlushWrapper" or (
+            # (and click wraps stdout in its PacifyFlushWrapper, _PacifyFlushWrapper from 8.5, and exits 1)
+            if exc.code not in (0, None) and (type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper" or (
                     stdout_was is not None and _fd_identity(1) != stdout_was
                     and _fd_identity(1) == _fd_identity_of_devnull())):
                 _exit_closed_stdout()

@@ -408,7 +408,7 @@ try:  # orjson parses the same strict JSON (no NaN/Infinity) about 5x faster
             msg = str(exc)
             if "utf-8" in msg.lower() or "surrogate" in msg.lower():
                 raise SchemaError("frame is not UTF-8") from None
-            if "recursion" in msg.lower():
+            if "recursion" in msg.lower() or "depth" in msg.lower():  # orjson < 3.9 / >= 3.9 wording
                 raise SchemaError("frame is nested too deeply") from None
             raise ValueError(msg) from None
 except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib parser is the fallback
