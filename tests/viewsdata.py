@@ -1,4 +1,4 @@
-"""Test data for the views: a collector database laid out as the collector writes it (CONTRACTS §4,
+"""Test data for the views: a collector database laid out as the collector writes it (docs/network.md,
 docs/network.md) and rtl_power-compatible spectrum logs with known content."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Receiver health: a station that has gone deaf must never look like a quiet site.
 
 :class:`HealthMonitor` is an agent hook (``docs/agent.md``), one per receiver. It measures from the
-blocks the receiver delivers and sends each problem as a ``health`` record (CONTRACTS §2) with a
+blocks the receiver delivers and sends each problem as a ``health`` record (see ``sdrwatch.net.schema``) with a
 severity, once when it starts and again every ``REPEAT_S`` while it lasts, and an ``..._ok`` record
 when it clears:
 

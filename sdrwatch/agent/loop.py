@@ -488,7 +488,7 @@ class ReceiverWorker(threading.Thread):
 
 # -------------------------------------------------------------------------------------------------- agent
 class AlertBuilder:
-    """Chain events of one receiver -> alert records (CONTRACTS 2; keys in docs/agent.md)."""
+    """Chain events of one receiver -> alert records (record shape in sdrwatch.net.schema; keys in docs/agent.md)."""
 
     def __init__(self, site: str, receiver: str, schedule: ExamSchedule, wall_time: Callable[[float], float], t_ref: float = 0.0):
         self.site, self.receiver, self.schedule, self.wall_time = site, receiver, schedule, wall_time

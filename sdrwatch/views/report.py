@@ -1,6 +1,6 @@
 """The session duty report (值班报告): one self-contained HTML file, and a PDF through headless Chromium.
 
-What it holds, from the collector's database (read-only, CONTRACTS §4 / docs/network.md):
+What it holds, from the collector's database (read-only; tables in docs/network.md):
 sites and their uptime in the session (time covered by heartbeats), receiver health and faults,
 every alert of the session with its latest disposition and operator, the alert timeline, the
 spectrum and evidence spectrogram of the top alerts (embedded PNG), and every evidence hash with
