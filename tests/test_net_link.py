@@ -367,7 +367,7 @@ def test_loadgen_exits_0_once_everything_is_acked_and_1_when_not(tmp_path, keys)
         assert res.returncode == 0, res.stderr
         summary = json.loads(res.stdout)
         assert summary["acked"] == 3000 and summary["alerts_per_s"] > 0 and summary["latency_ms"]["p99"] > 0
-        assert {"sent", "acked", "resent", "seconds", "alerts_per_s"} <= set(summary)
+        assert {"sent", "acked", "resent", "seconds", "alerts_per_s", "alerts/s"} <= set(summary)
     finally:
         col.stop()
     assert count(tmp_path / "c.db", "alerts") == 3000

@@ -314,6 +314,7 @@ def run(endpoint: str, keys_dir, agents: int, alerts: int, rate: float | None = 
         "resent": sum(s.resent for s in sessions), "heartbeats": sum(s.heartbeats for s in sources),
         "heartbeats_acked": sum(s.acked_heartbeats for s in sources), "seconds": round(seconds, 3),
         "alerts_per_s": round(acked / seconds, 1) if seconds > 0 else None,
+        "alerts/s": round(acked / seconds, 1) if seconds > 0 else None,  # the summary key deployment scripts read
         "latency_ms": {"p50": pct(50), "p99": pct(99), "max": round(1000 * lat[-1], 2) if lat else None},
         # acked per second while every agent was connected
         "heartbeats_per_s": round((sum(s.acked_heartbeats for s in sources) - beats_connected) / (t1 - (t_connected or t0)), 1),
