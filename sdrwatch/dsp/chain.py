@@ -44,7 +44,7 @@ import numpy as np
 from ..errors import BaselineError
 from .baseline import HopStats, HopStatsBuilder, ScaleWindows
 from .detector import DetectorConfig, HopDetector
-from .spectrum import GroupSum, SpectrumConfig, WelchFrames, auto_crop, auto_fft_size, bin_correlations, kept_bins
+from .spectrum import SpectrumConfig, WelchFrames, auto_crop, auto_fft_size, bin_correlations, kept_bins
 from .tracker import NOVELTY_CODE, Emission, Tracker
 
 
@@ -96,19 +96,6 @@ class EmissionEvent:
     merged_into: int | None = None  # a "close" of an emission found to be part of track merged_into
 
 
-def _restart(eng: WelchFrames) -> None:
-    """Start a new dwell on a Welch engine: forget the partial segment and frame, keep the work
-    buffers (``reset`` would reallocate them, a page fault per buffer per dwell)."""
-    if hasattr(eng, "restart"):
-        eng.restart()
-    elif all(hasattr(eng, a) for a in ("_tail", "_tail_index", "_frames")):
-        eng._tail = np.zeros(0, dtype=np.complex64)
-        eng._tail_index = 0
-        eng._frames = GroupSum(eng.k)
-    else:
-        eng.reset()
-
-
 class _Front:
     """One tuning frequency's front end: Welch frames of the current dwell, cropped to the kept bins.
 
@@ -138,7 +125,7 @@ class _Front:
         return self.active and block.sample_index == self.next_index
 
     def start(self, block) -> None:
-        _restart(self.eng)
+        self.eng.reset()
         self.active, self.dwell_start, self.next_index, self.frame_no = True, int(block.sample_index), int(block.sample_index), 0
 
     def frames(self, block) -> tuple[np.ndarray, int]:

@@ -319,13 +319,15 @@ class WelchFrames:
         else:
             raise SdrwatchError(f"unknown FFT backend {self.backend!r} (scipy or fftw)")
         self._pow = np.empty((self._batch, self.n), dtype=np.float32)
+        self._x = np.empty(0, dtype=np.complex64)  # join buffer, grown by _join and kept across resets
         self.reset()
 
     def reset(self) -> None:
+        """Start a new stream (a new dwell): forget the partial segment and frame; every work buffer is
+        kept, so a sweep does not allocate per dwell."""
         self._tail = np.zeros(0, dtype=np.complex64)
         self._tail_index = 0  # stream index of the first sample of _tail
         self._frames = GroupSum(self.k)
-        self._x = np.empty(0, dtype=np.complex64)
 
     @property
     def frame_samples(self) -> int:
