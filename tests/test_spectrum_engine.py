@@ -92,6 +92,18 @@ def test_an_unknown_window_or_backend_is_one_line():
         WelchFrames(RATE, SpectrumConfig(fft_size=256), backend="mkl")
 
 
+def test_pocketfft_loaded_straight_is_scipy_fft():
+    """The engine's FFT on the scipy backend is scipy.fft's own pocketfft, loaded without scipy.fft's
+    package: bit for bit the same as scipy.fft.fft."""
+    import scipy.fft
+
+    assert spectrum._pocketfft_c2c() is not None
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((40, 1024)) + 1j * rng.standard_normal((40, 1024))).astype(np.complex64)
+    got = spectrum._fft_rows(x.copy())
+    assert np.array_equal(got, scipy.fft.fft(x, axis=1))
+
+
 def test_fft_backend_choice(monkeypatch):
     monkeypatch.setenv("SDRWATCH_FFT", "scipy")
     assert fft_backend() == "scipy"
@@ -100,14 +112,17 @@ def test_fft_backend_choice(monkeypatch):
 
 
 def test_the_replay_path_imports_no_heavy_module(tmp_path):
-    """Start-up: replaying a recording imports neither scipy.signal nor scipy.stats, matplotlib, sigmf or
-    the rich table machinery (a jsonl replay prints no table)."""
+    """Start-up: replaying a recording imports neither scipy.signal, scipy.stats nor scipy.special (nor
+    scipy.fft's or pyFFTW's package, which import it: the engine loads their compiled FFT straight),
+    matplotlib, sigmf, the network and storage layers or the rich table machinery (a jsonl replay
+    prints no table)."""
     code = (
         "import sys\n"
         "from sdrwatch.cli import main\n"
         "sys.argv = ['sdrwatch', 'replay', sys.argv[1], '--format', 'jsonl']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in ('scipy.signal', 'scipy.stats', 'matplotlib', 'sigmf', 'rich.table', 'scipy.ndimage')"
+        "heavy = sorted(m for m in ('scipy.signal', 'scipy.stats', 'matplotlib', 'sigmf', 'rich.table', 'scipy.ndimage',"
+        " 'scipy.special', 'scipy.fft', 'pyfftw.interfaces', 'numpy.f2py', 'zmq', 'sqlite_utils', 'textual')"
         " if m in sys.modules)\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )

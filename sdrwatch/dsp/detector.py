@@ -17,9 +17,10 @@ The mean of K periodograms (Welch, overlap-corrected K_eff = K / (1 + 2 sum rho^
 
    which tends to T_gamma as K_ref -> inf and accounts for the baseline's own estimation error
    (a 0.5 dB error in the floor would otherwise raise pfa 20-fold at K=16, §3.4).
-   Both come from ``scipy.special``, the functions ``scipy.stats`` itself calls (and bit-identical
-   to it): ``T_gamma = gammainccinv(K_eff, pfa) / K_eff``, ``T_F = fdtri(2 K_test, 2 K_ref, 1 - pfa)``;
-   importing ``scipy.stats`` would cost a replay about 0.3 s of start-up.
+   Both are computed by :mod:`sdrwatch.dsp.quantiles` (``math`` only, held to ``scipy.special``'s
+   ``gammainccinv`` and ``fdtri`` within 1e-12 by the tests): ``T_gamma = gamma_isf(K_eff, pfa) / K_eff``,
+   ``T_F = f_isf(2 K_test, 2 K_ref, pfa)``; importing ``scipy.special`` or ``scipy.stats`` would cost
+   a replay about 0.3-0.5 s of start-up.
 3. **Robust noise floor** where bins are sometimes occupied: the q-quantile over time of a bin's
    frames (each with K0_eff averages) divided by the Gamma(K0_eff, 1/K0_eff) q-quantile is an unbiased
    mean noise power as long as the bin is free more than q of the time (ITU-R SM.1753-style
@@ -79,7 +80,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.special
+
+from .quantiles import f_isf, gamma_isf, gamma_ppf
 
 #: relative precision of the order-statistic noise estimate, as a fraction of the frames' averages
 PERCENTILE_EFFICIENCY = 0.4
@@ -157,8 +159,8 @@ def _window_sums(x: np.ndarray, m: int) -> np.ndarray:
 
 def gamma_threshold(k_eff: float, pfa: float) -> float:
     """T with P(P/s^2 > T) = pfa for the mean of k_eff periodograms of noise (formula 1)."""
-    # scipy.stats.gamma.isf(pfa, a=k_eff, scale=1/k_eff), through the special function it calls
-    return float(scipy.special.gammainccinv(k_eff, pfa) * (1.0 / k_eff))
+    # scipy.stats.gamma.isf(pfa, a=k_eff, scale=1/k_eff)
+    return gamma_isf(k_eff, pfa) * (1.0 / k_eff)
 
 
 def ratio_threshold(k_test: float, k_ref: np.ndarray | float, pfa: float) -> np.ndarray:
@@ -169,13 +171,13 @@ def ratio_threshold(k_test: float, k_ref: np.ndarray | float, pfa: float) -> np.
     k_ref = np.atleast_1d(np.asarray(k_ref, dtype=float))
     uniq, inv = np.unique(k_ref, return_inverse=True)
     vals = np.array(
-        [gamma_threshold(k_test, pfa) if not np.isfinite(u) or u > 1e7 else float(scipy.special.fdtri(2 * k_test, 2 * u, 1.0 - pfa)) for u in uniq]
+        [gamma_threshold(k_test, pfa) if not np.isfinite(u) or u > 1e7 else f_isf(2 * k_test, 2 * u, pfa) for u in uniq]
     )
     return vals[inv].reshape(k_ref.shape)
 
 
 def gamma_quantile(k_eff: float, q: float) -> float:
-    return float(scipy.special.gammaincinv(k_eff, q) * (1.0 / k_eff))
+    return gamma_ppf(k_eff, q) * (1.0 / k_eff)
 
 
 def robust_noise_per_bin(frames: np.ndarray, k0_eff: float, q: float = NOISE_QUANTILE) -> np.ndarray:

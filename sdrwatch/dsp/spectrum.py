@@ -25,8 +25,11 @@ the FFTW inside its wheels is GPL, so it stays optional.
 """
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import pickle
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,46 +147,92 @@ def window_taps(cfg: SpectrumConfig) -> np.ndarray:
 # -------------------------------------------------------------------------------------------- FFT backends
 _FFTW_LOCK = threading.Lock()
 _fftw_state: dict = {"loaded": False, "new_plans": False}
+_compiled: dict[str, object] = {}
+
+
+def _compiled_module(package: str, relpath: str):
+    """The compiled extension ``package/relpath`` (e.g. ``pyfftw``, ``pyfftw``), loaded straight from
+    its file, or None.
+
+    Importing the packages the ordinary way runs ``pyfftw/__init__`` (which imports
+    ``pyfftw.interfaces``, hence ``scipy.fftpack``) and ``scipy/fft/__init__`` (which imports
+    ``scipy.special`` and scipy's array-API layer): 0.3-0.5 s of a replay's start-up for nothing the
+    engine calls. Both extensions import only numpy. The module is registered under its own name,
+    so a later ordinary import of the package reuses it. Any failure (another layout, another
+    version) gives None, and the caller imports the package instead.
+    """
+    qualname = ".".join([package, *relpath.split("/")])
+    if qualname in _compiled:
+        return _compiled[qualname]
+    mod = sys.modules.get(qualname)
+    if mod is None:
+        try:
+            spec = importlib.util.find_spec(package)  # a top-level package: found, not imported
+            base = Path(spec.submodule_search_locations[0]) / relpath
+            path = next(p for p in (base.with_name(base.name + sfx) for sfx in importlib.machinery.EXTENSION_SUFFIXES)
+                        if p.is_file())
+            loader = importlib.machinery.ExtensionFileLoader(qualname, str(path))
+            mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(qualname, path, loader=loader))
+            loader.exec_module(mod)
+            sys.modules[qualname] = mod
+        except Exception:  # noqa: BLE001 - any failure means: import the package the ordinary way
+            mod = None
+    _compiled[qualname] = mod
+    return mod
+
+
+def _pyfftw():
+    """pyFFTW's core (``FFTW``, ``empty_aligned``, the wisdom functions), without ``pyfftw.interfaces``."""
+    core = _compiled_module("pyfftw", "pyfftw")
+    if core is not None and all(hasattr(core, n) for n in ("FFTW", "empty_aligned", "export_wisdom", "import_wisdom")):
+        return core
+    import pyfftw
+
+    return pyfftw
+
+
+def _pocketfft_c2c():
+    """scipy's pocketfft ``c2c(a, axes, forward, inorm, out, nthreads)``, without ``scipy.fft``'s imports."""
+    core = _compiled_module("scipy", "fft/_pocketfft/pypocketfft")
+    return getattr(core, "c2c", None)
 
 
 def fft_backend() -> str:
-    """``"fftw"`` (pyFFTW importable and not turned off by ``$SDRWATCH_FFT=scipy``) or ``"scipy"``."""
+    """``"fftw"`` (pyFFTW installed and not turned off by ``$SDRWATCH_FFT=scipy``) or ``"scipy"``."""
     choice = os.environ.get("SDRWATCH_FFT", "auto").strip().lower()
     if choice == "scipy":
         return "scipy"
-    try:
-        import pyfftw  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pyfftw") is None:
         if choice == "fftw":
             raise SdrwatchError("SDRWATCH_FFT=fftw but pyFFTW is not installed (pip install 'sdrwatch[fast]')") from None
         return "scipy"
     return "fftw"
 
 
-def _wisdom_path() -> Path:
-    import pyfftw
-
+def _wisdom_path(fftw) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sdrwatch" / f"fftw-wisdom-{pyfftw.__version__}.pickle"
+    versions = getattr(fftw, "_fftw_version_dict", None) or {}
+    tag = str(versions.get("32") or getattr(fftw, "__version__", "unknown"))
+    tag = "".join(c if c.isalnum() or c in ".-" else "_" for c in tag)
+    return Path(base) / "sdrwatch" / f"fftw-wisdom-{tag}.pickle"
 
 
 def _fftw_plan(buf: np.ndarray):
     """An in-place FFTW plan over the rows of ``buf`` (complex64, aligned), wisdom loaded from and saved
     to the cache so each size is measured once per machine."""
-    import pyfftw
-
+    fftw = _pyfftw()
     with _FFTW_LOCK:
         if not _fftw_state["loaded"]:
             _fftw_state["loaded"] = True
             try:
-                pyfftw.import_wisdom(pickle.loads(_wisdom_path().read_bytes()))
+                fftw.import_wisdom(pickle.loads(_wisdom_path(fftw).read_bytes()))
             except (OSError, ValueError, EOFError, pickle.UnpicklingError, TypeError):
                 pass
-        before = pyfftw.export_wisdom()
-        plan = pyfftw.FFTW(buf, buf, axes=(1,), direction="FFTW_FORWARD", flags=("FFTW_MEASURE",), threads=1)
-        after = pyfftw.export_wisdom()
+        before = fftw.export_wisdom()
+        plan = fftw.FFTW(buf, buf, axes=(1,), direction="FFTW_FORWARD", flags=("FFTW_MEASURE",), threads=1)
+        after = fftw.export_wisdom()
         if after != before:
-            path = _wisdom_path()
+            path = _wisdom_path(fftw)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -242,10 +291,12 @@ def auto_fft_size(sample_rate_hz: float, bin_hz: float = 2500.0) -> int:
 def auto_crop(sample_rate_hz: float, centers_hz: list[float] | np.ndarray) -> float:
     """Crop for a recording: 0 for one tuning; for a sweep, just enough that hops tile without overlap
     (e.g. 1.8 MHz steps at 2.4 MS/s give 0.25, as rtl_power's recommended crop), capped at 0.5."""
-    c = np.unique(np.asarray(centers_hz, dtype=float))
-    if len(c) < 2:
+    c = np.sort(np.asarray(centers_hz, dtype=float))
+    steps = np.diff(c)
+    steps = steps[steps > 0]  # repeated tunings (np.unique would import numpy.ma for this)
+    if not len(steps):
         return 0.0
-    step = float(np.min(np.diff(c)))
+    step = float(np.min(steps))
     return float(np.clip(1.0 - step / sample_rate_hz, 0.0, 0.5))
 
 
@@ -302,16 +353,16 @@ class WelchFrames:
         self._w2 = w2.astype(np.float32)
         self._batch = max(1, min(BATCH_SEGMENTS, _BATCH_SAMPLES_MAX // self.n))
         if self.backend == "fftw":
-            import pyfftw
-
-            self._spec = pyfftw.empty_aligned((self._batch, self.n), dtype="complex64")
-            # plans for batch, batch/2, ... 16 rows: any batch is run as a few of them (greedy), the
-            # last few rows by scipy.fft; a plan runs on any aligned run of rows (update_arrays)
+            self._spec = _pyfftw().empty_aligned((self._batch, self.n), dtype="complex64")
+            # plans for batch, batch/2, ... 16 rows, each made when first needed: any batch is run as
+            # a few of them (greedy), the last few rows by pocketfft; a plan runs on any aligned run
+            # of rows (update_arrays)
             rows = self._batch
-            self._plans = {}
+            self._plan_rows = []
             while rows >= min(16, self._batch):
-                self._plans[rows] = _fftw_plan(self._spec[:rows])
+                self._plan_rows.append(rows)
                 rows //= 2
+            self._plans = {}
             self._plan = True
         elif self.backend == "scipy":
             self._spec = np.empty((self._batch, self.n), dtype=np.complex64)
@@ -400,7 +451,14 @@ class WelchFrames:
     def _fftw_rows(self, spec: np.ndarray) -> None:
         """FFT the rows of ``spec`` (a leading part of the aligned buffer) in place with the FFTW plans."""
         at, left = 0, len(spec)
-        for rows, plan in self._plans.items():  # largest first
+        for rows in self._plan_rows:  # largest first
+            if left < rows:
+                continue
+            plan = self._plans.get(rows)
+            if plan is None:
+                # planned on a scratch buffer: FFTW_MEASURE overwrites the array it plans on
+                scratch = _pyfftw().empty_aligned((rows, self.n), dtype="complex64")
+                plan = self._plans[rows] = _fftw_plan(scratch)
             while left >= rows:
                 part = spec[at:at + rows]
                 plan.update_arrays(part, part)
@@ -423,6 +481,12 @@ class WelchFrames:
 
 
 def _fft_rows(spec: np.ndarray) -> np.ndarray:
+    """The FFT of each row of ``spec`` (complex64, C-contiguous), in place, by pocketfft."""
+    c2c = _compiled.get("c2c", False)
+    if c2c is False:
+        c2c = _compiled["c2c"] = _pocketfft_c2c()
+    if c2c is not None:
+        return c2c(spec, (1,), True, 0, spec, 1)
     import scipy.fft
 
     return scipy.fft.fft(spec, axis=1, overwrite_x=True)
