@@ -1,8 +1,11 @@
-"""Shared fixtures: real, tiny filesystems for full-disk tests."""
+"""Shared fixtures: real, tiny filesystems for full-disk tests; the simulator served over rtl_tcp."""
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
+
+from simserver import SimServer
 
 
 @pytest.fixture()
@@ -36,3 +39,25 @@ def tiny_tmpfs(make_tmpfs):
 def full_tmpfs(make_tmpfs):
     """A real 16 KiB filesystem, too small for any baseline file."""
     return make_tmpfs("16k", "full")
+
+
+@pytest.fixture()
+def sim_server(tmp_path):
+    """``sim_server(scene, port=0) -> SimServer``: ``sdrwatch simulate --rtl-tcp`` as a real process,
+    serving when it returns (``.port``, ``.uri``, ``.kill()``, ``.start()`` again on the same port).
+    ``scene``: a scene's TOML text, or a scene file (with an optional ``?t0=S``). Every server started
+    is stopped at the end of the test."""
+    servers = []
+
+    def start(scene, port: int = 0) -> SimServer:
+        if isinstance(scene, str) and "\n" in scene:
+            path = tmp_path / f"scene{len(servers)}.toml"
+            path.write_text(scene)
+            scene = path
+        server = SimServer(scene, tmp_path, port)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

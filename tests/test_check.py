@@ -3,42 +3,25 @@ disconnected antenna or a missing receiver."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from sdrwatch.agent.config import site_config_toml
 from sdrwatch.cli import main
-from test_live_health import SCENE, free_port, serve
+from simserver import free_port
+from test_live_health import SCENE
 
 GOOD = SCENE.format(faults="")
 NO_ANTENNA = SCENE.format(faults='[[fault]]\nkind = "antenna_off"\nat_s = 0.0\ndrop_db = 12.0\n')
 
 
-def site(tmp: Path, port: int, extra: str = "") -> Path:
+def site(tmp: Path, port: int, **check) -> Path:
     cfg = tmp / "site.toml"
-    cfg.write_text(f"""
-[site]
-id = "school-check"
-timezone = "Asia/Shanghai"
-state_dir = "state"
-[[receiver]]
-name = "rx0"
-uri = "rtl_tcp://127.0.0.1:{port}"
-sample_rate_hz = 1.024e6
-gain_db = 29.7
-[[band]]
-name = "fm"
-start_hz = 100.0e6
-stop_hz = 101.4e6
-priority = true
-[sweep]
-background = "none"
-[check]
-reference_hz = 100.3e6
-{extra}
-""")
+    cfg.write_text(site_config_toml("school-check", f"rtl_tcp://127.0.0.1:{port}", [("fm", 100.0e6, 101.4e6, True)],
+                                    sample_rate_hz=1.024e6, timezone="Asia/Shanghai", sweep={"background": "none"},
+                                    check={"reference_hz": 100.3e6, **check}))
     return cfg
 
 
@@ -49,20 +32,9 @@ def run(cfg: Path):
 
 
 @pytest.fixture()
-def server(tmp_path):
-    procs = []
-
-    def start(text: str) -> int:
-        scene = tmp_path / f"scene{len(procs)}.toml"
-        scene.write_text(text)
-        port = free_port()
-        procs.append(serve(scene, port))
-        return port
-
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(10)
+def server(sim_server):
+    """``server(scene_text) -> port`` of a simulator serving it."""
+    return lambda text: sim_server(text).port
 
 
 @pytest.mark.timeout(120)
@@ -118,5 +90,5 @@ def test_check_compares_the_floor_with_the_baseline(server, tmp_path):
 
 
 def test_a_bad_check_table_is_one_line(tmp_path):
-    res = CliRunner().invoke(main, ["check", "--config", str(site(tmp_path, 1, "colour = 1"))])
+    res = CliRunner().invoke(main, ["check", "--config", str(site(tmp_path, 1, colour=1))])
     assert res.exit_code == 1 and res.output.startswith("error: [check] unknown key 'colour'") and res.output.count("\n") == 1

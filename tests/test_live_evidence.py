@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from sdrwatch.agent.config import site_config_toml
 from sdrwatch.agent.evidence import verify_evidence
 from sdrwatch.radio.file import open_recording
 from sdrwatch.replay import detect
-from test_live_health import Run, free_port, serve
+from test_live_health import Run
 
 SCENE = """
 [scene]
@@ -27,40 +28,17 @@ bursts = { period_s = 2.0, length_s = 1.0, offset_s = 1.0 }
 """
 
 
-def site(tmp: Path, port: int) -> Path:
+def site(tmp: Path, uri: str) -> Path:
     cfg = tmp / "site.toml"
-    cfg.write_text(f"""
-[site]
-id = "school-ev"
-timezone = "Asia/Shanghai"
-state_dir = "state"
-[[receiver]]
-name = "rx0"
-uri = "rtl_tcp://127.0.0.1:{port}"
-sample_rate_hz = 1.024e6
-gain_db = 29.7
-[[band]]
-name = "pager"
-start_hz = 169.0e6
-stop_hz = 169.7e6
-priority = true
-[sweep]
-dwell_s = 0.3
-priority_revisit_s = 1.0
-background = "none"
-[evidence]
-budget_mb = 50
-""")
+    cfg.write_text(site_config_toml("school-ev", uri, [("pager", 169.0e6, 169.7e6, True)], sample_rate_hz=1.024e6,
+                                    timezone="Asia/Shanghai", sweep={"dwell_s": 0.3, "priority_revisit_s": 1.0, "background": "none"},
+                                    evidence={"budget_mb": 50}))
     return cfg
 
 
 @pytest.mark.timeout(150)
-def test_alert_evidence_verifies_and_replays_to_the_same_emission(tmp_path):
-    scene = tmp_path / "scene.toml"
-    scene.write_text(SCENE)
-    port = free_port()
-    server = serve(scene, port)
-    run = Run(site(tmp_path, port), 60)
+def test_alert_evidence_verifies_and_replays_to_the_same_emission(tmp_path, sim_server):
+    run = Run(site(tmp_path, sim_server(SCENE).uri), 60)
     try:
         end = time.monotonic() + 60
         ref = None
@@ -78,5 +56,3 @@ def test_alert_evidence_verifies_and_replays_to_the_same_emission(tmp_path):
         assert not later or later[0]["evidence"]["sha512"] == ref["sha512"]
     finally:
         run.stop()
-        server.terminate()
-        server.wait(10)

@@ -3,18 +3,14 @@ link): an antenna coming off raises a health alert within 5 s; a killed server r
 within 5 s and the agent resumes by itself when the server is back."""
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from sdrwatch.agent.config import load_config
+from sdrwatch.agent.config import load_config, site_config_toml
 from sdrwatch.agent.loop import Agent
 
 SCENE = """
@@ -31,43 +27,10 @@ power_dbfs = -30.0
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(scene: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", "from sdrwatch.cli import main; main()", "simulate", str(scene),
-                             "--rtl-tcp", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    assert "serving" in line, line + proc.stderr.read()
-    return proc
-
-
-def site(tmp: Path, port: int) -> Path:
+def site(tmp: Path, uri: str) -> Path:
     cfg = tmp / "site.toml"
-    cfg.write_text(f"""
-[site]
-id = "school-live"
-timezone = "Asia/Shanghai"
-state_dir = "state"
-[[receiver]]
-name = "rx0"
-uri = "rtl_tcp://127.0.0.1:{port}"
-sample_rate_hz = 1.024e6
-gain_db = 29.7
-[[band]]
-name = "fm"
-start_hz = 100.0e6
-stop_hz = 100.7e6
-priority = true
-[sweep]
-dwell_s = 0.1
-priority_revisit_s = 1.0
-background = "none"
-""")
+    cfg.write_text(site_config_toml("school-live", uri, [("fm", 100.0e6, 100.7e6, True)], sample_rate_hz=1.024e6,
+                                    timezone="Asia/Shanghai", sweep={"dwell_s": 0.1, "priority_revisit_s": 1.0, "background": "none"}))
     return cfg
 
 
@@ -114,46 +77,35 @@ class Run:
 
 
 @pytest.mark.timeout(120)
-def test_antenna_disconnect_raises_a_health_alert_within_5_s(tmp_path):
-    scene = tmp_path / "scene.toml"
-    scene.write_text(SCENE.format(faults='[[fault]]\nkind = "antenna_off"\nat_s = 6.0\ndrop_db = 12.0\n'))
-    port = free_port()
-    server = serve(scene, port)
+def test_antenna_disconnect_raises_a_health_alert_within_5_s(tmp_path, sim_server):
+    server = sim_server(SCENE.format(faults='[[fault]]\nkind = "antenna_off"\nat_s = 6.0\ndrop_db = 12.0\n'))
+    clock = SceneClock(6.0)
+    run = Run(site(tmp_path, server.uri), 40, hooks=[clock])
     try:
-        clock = SceneClock(6.0)
-        run = Run(site(tmp_path, port), 40, hooks=[clock])
-        try:
-            got = run.first("noise_floor_low", timeout_s=40)
-            assert got is not None, [r for _, r in run.records if r["type"] == "health"]
-            t, rec = got
-            assert clock.reached is not None and t >= clock.reached - 0.5  # not before the antenna came off
-            assert t - clock.reached < 5.0, (t - clock.reached, rec)  # within 5 s of it
-            assert rec["severity"] >= 0.8 and rec["drift_db"] <= -6
-        finally:
-            run.stop()
+        got = run.first("noise_floor_low", timeout_s=40)
+        assert got is not None, [r for _, r in run.records if r["type"] == "health"]
+        t, rec = got
+        assert clock.reached is not None and t >= clock.reached - 0.5  # not before the antenna came off
+        assert t - clock.reached < 5.0, (t - clock.reached, rec)  # within 5 s of it
+        assert rec["severity"] >= 0.8 and rec["drift_db"] <= -6
     finally:
-        server.terminate()
-        server.wait(10)
+        run.stop()
 
 
 @pytest.mark.timeout(120)
-def test_killed_server_raises_receiver_lost_within_5_s_and_the_agent_resumes(tmp_path):
-    scene = tmp_path / "scene.toml"
-    scene.write_text(SCENE.format(faults=""))
-    port = free_port()
-    server = serve(scene, port)
-    run = Run(site(tmp_path, port), 60)
+def test_killed_server_raises_receiver_lost_within_5_s_and_the_agent_resumes(tmp_path, sim_server):
+    server = sim_server(SCENE.format(faults=""))
+    run = Run(site(tmp_path, server.uri), 60)
     try:
         assert run.first("heartbeat", timeout_s=20)
         time.sleep(2.0)
         killed = time.monotonic()
-        server.send_signal(signal.SIGKILL)
-        server.wait(10)
+        server.kill(signal.SIGKILL)
         got = run.first("receiver_lost", after=killed, timeout_s=20)
         assert got is not None and got[0] - killed < 5.0, got
         time.sleep(3.0)
         back = time.monotonic()
-        server = serve(scene, port)
+        server.start()  # the same scene on the same port
         regained = run.first("receiver_regained", after=back, timeout_s=40)
         assert regained is not None, [r for _, r in run.records if r["type"] == "health"][-5:]
         # and it sweeps again: heartbeats after that say online with more dwells
@@ -163,5 +115,3 @@ def test_killed_server_raises_receiver_lost_within_5_s_and_the_agent_resumes(tmp
         assert beats[-1]["dwells"] > max(r["dwells"] for t, r in run.records if t < killed and r.get("kind") == "heartbeat")
     finally:
         run.stop()
-        server.terminate()
-        server.wait(10)

@@ -8,16 +8,20 @@ errors (a typo never goes unnoticed), except inside ``[evidence]``, ``[[declare]
 which are passed through untouched for the evidence and check code to read. Relative paths (the state
 directory, ``sim:`` scenes, recording files, collector keys) are resolved against the config file's
 directory, so a config works wherever it is started from.
+
+``site_config_toml(...)`` writes the text of a one-receiver site config (what the demo, the agent's
+benchmarks and the tests start from); ``load_config`` reads it back like any other.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if sys.version_info >= (3, 11):
@@ -478,3 +482,88 @@ def load_config(path: str | Path) -> SiteConfig:
         check=_passthrough_table(data, "check", file),
         description=description,
     )
+
+
+# ------------------------------------------------------------------------------------------ writing
+#: the two priority bands the shipped exam scenes (``exam-site``, ``demo``) put their cheaters in
+SCENE_BANDS = (BandConfig("pager-169", 168.5e6, 170.3e6, True), BandConfig("voice-220", 219.4e6, 221.2e6, True))
+
+_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes (\" \\ \n \t \uXXXX ...) are TOML's; DEL is the one control character JSON leaves raw
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY_RE.match(key) else _toml_string(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"a site config holds finite numbers only, not {value!r}")
+        return repr(value)
+    if isinstance(value, _dt.datetime):
+        return _toml_string(value.isoformat())
+    if isinstance(value, (str, Path)):
+        return _toml_string(str(value))
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if hasattr(value, "item"):  # a numpy scalar
+        return _toml_value(value.item())
+    raise ValueError(f"cannot write {type(value).__name__} {value!r} into a site config")
+
+
+def _toml_table(header: str, rows: Mapping[str, Any]) -> str:
+    lines = [header] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in rows.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def site_config_toml(site_id: str, uri: str, bands: Iterable[BandConfig | tuple] = SCENE_BANDS, *,
+                     receiver: str = "rx0", sample_rate_hz: float = 2.4e6, gain_db: float | None = 29.7,
+                     tuner: str | None = None, timezone: str = "UTC", state_dir: str | Path = "state",
+                     sessions: Iterable[SessionConfig | tuple] = (), sweep: Mapping[str, Any] | None = None,
+                     collector: Mapping[str, Any] | None = None, evidence: Mapping[str, Any] | None = None,
+                     declare: Iterable[Mapping[str, Any]] = (), check: Mapping[str, Any] | None = None,
+                     comment: str = "") -> str:
+    """The TOML text of a site with one receiver, in the format :func:`load_config` reads.
+
+    ``bands``: :class:`BandConfig` or ``(name, start_hz, stop_hz, priority)`` tuples (default
+    :data:`SCENE_BANDS`). ``sessions``: :class:`SessionConfig` or ``(name, start, end)`` with datetimes
+    or ISO-8601 strings. ``sweep``, ``collector``, ``evidence``, ``check``: the keys of those tables
+    (left out when None); ``declare``: one mapping per ``[[declare]]`` entry. ``gain_db`` None is
+    automatic gain. ``comment`` becomes ``#`` lines at the top. Values are written exactly (floats by
+    ``repr``), so a loaded config holds the numbers given; what the loader refuses (a bad key or value)
+    is refused when the text is loaded, in one line, as for any hand-written file. Example::
+
+        path.write_text(site_config_toml("school-12", "sim:demo", sweep={"background": "none"}))
+        config = load_config(path)
+    """
+    head = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
+    parts = [head] if head else []
+    parts.append(_toml_table("[site]", {"id": site_id, "timezone": timezone, "state_dir": state_dir}))
+    parts.append(_toml_table("[[receiver]]", {"name": receiver, "uri": uri, "sample_rate_hz": float(sample_rate_hz),
+                                              "gain_db": "auto" if gain_db is None else float(gain_db), "tuner": tuner}))
+    for b in bands:
+        name, start_hz, stop_hz, priority = (b.name, b.start_hz, b.stop_hz, b.priority) if isinstance(b, BandConfig) else b
+        parts.append(_toml_table("[[band]]", {"name": name, "start_hz": float(start_hz), "stop_hz": float(stop_hz),
+                                              "priority": bool(priority)}))
+    for s in sessions:
+        name, start, end = (s.name, s.start, s.end) if isinstance(s, SessionConfig) else s
+        parts.append(_toml_table("[[session]]", {"name": name, "start": start, "end": end}))
+    for header, table in (("[sweep]", sweep), ("[collector]", collector), ("[evidence]", evidence)):
+        if table is not None:
+            parts.append(_toml_table(header, table))
+    for entry in declare:
+        parts.append(_toml_table("[[declare]]", entry))
+    if check is not None:
+        parts.append(_toml_table("[check]", check))
+    return "\n".join(parts)

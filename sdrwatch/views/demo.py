@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..agent.config import SCENE_BANDS, BandConfig, site_config_toml
 from ..errors import SdrwatchError
 
 MARKER = ".sdrwatch-demo"
@@ -51,30 +52,9 @@ SITES = (
     DemoSite("school-03", "demo-antenna?t0=10", "benign users; the antenna comes off after about 40 s", "antenna"),
 )
 
-BANDS = """
-[[band]]
-name = "pager-169"
-start_hz = 168.5e6
-stop_hz = 170.3e6
-priority = true
-
-[[band]]
-name = "voice-220"
-start_hz = 219.4e6
-stop_hz = 221.2e6
-priority = true
-
-[[band]]
-name = "ism-433"
-start_hz = 433.0e6
-stop_hz = 434.8e6
-
-[sweep]
-dwell_s = 0.1
-background_dwell_s = 0.1
-priority_revisit_s = 1.0
-background = "bands"
-"""
+#: each site's bands: the scenes' two priority bands and the ISM band their benign remotes use
+BANDS = SCENE_BANDS + (BandConfig("ism-433", 433.0e6, 434.8e6, False),)
+SWEEP = {"dwell_s": 0.1, "background_dwell_s": 0.1, "priority_revisit_s": 1.0, "background": "bands"}
 
 
 def _iso(t: float) -> str:
@@ -156,29 +136,12 @@ class Demo:
 
     def write_config(self, s: DemoSite, d: Path, start_s: float, end_s: float) -> None:
         """The site's config; the session runs from when the agents start to the planned end."""
-        (d / "site.toml").write_text(f"""# sdrwatch demo site {s.site}: {s.story}
-[site]
-id = "{s.site}"
-timezone = "UTC"
-state_dir = "state"
-
-[[receiver]]
-name = "rx0"
-uri = "sim:{self.scenes[s.site]}"
-sample_rate_hz = {RATE_HZ:g}
-gain_db = 29.7
-tuner = "r820t"
-{BANDS}
-[[session]]
-name = "{self.session}"
-start = "{_iso(start_s)}"
-end = "{_iso(end_s)}"
-
-[collector]
-endpoint = "{self.endpoint}"
-server_key = "../../keys/collector.key"
-agent_key = "../../keys/{s.site}.key_secret"
-""")
+        (d / "site.toml").write_text(site_config_toml(
+            s.site, f"sim:{self.scenes[s.site]}", BANDS, sample_rate_hz=RATE_HZ, tuner="r820t", sweep=SWEEP,
+            sessions=[(self.session, _iso(start_s), _iso(end_s))],
+            collector={"endpoint": self.endpoint, "server_key": "../../keys/collector.key",
+                       "agent_key": f"../../keys/{s.site}.key_secret"},
+            comment=f"sdrwatch demo site {s.site}: {s.story}"))
 
     def learn_baselines(self) -> None:
         """Each site's pre-session baseline, from its simulator run as fast as it goes."""
