@@ -138,12 +138,18 @@ def test_pilot_rows_render_and_a_typed_disposition_reaches_the_database(live):
 
 
 def test_log_lines_when_stdout_is_not_a_terminal(live):
+    a12 = live["agents"][0]
+    a12.send({**S.alert("school-12", "school-12-rx0-c0ffee000003", 433.92e6, severity=0.06, label="ism-remote"),
+              "covered_by": "bandplan:srd-315-433"})  # a gate remote the band plan covers
+    a12.wait_sent()
     proc = subprocess.run([sys.executable, "-c", "from sdrwatch.cli import main; main()", "console", "--connect", live["endpoint"],
                            "--keys", str(live["keys"]), "--duration", "4"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     alerts = [line for line in lines if " ALERT " in line]
     assert len(alerts) == 2 and any(ALERT_HIGH in line and "433.4500 MHz" in line and "(high)" in line for line in alerts)
+    logged = [line for line in lines if " LOGGED " in line]
+    assert len(logged) == 1 and "433.9200 MHz" in logged[0] and logged[0].endswith("covered by bandplan:srd-315-433"), logged
     assert any(" HEALTH noise_floor_low school-03/rx0" in line for line in lines)
     assert "\x1b[" not in proc.stdout  # plain text, no terminal codes
 

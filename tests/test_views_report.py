@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sdrwatch.cli import main
 from sdrwatch.views import report, seal
-from viewsdata import ALERTS, DISPOSITIONS, SESSION, make_collector_db
+from viewsdata import ALERTS, DISPOSITIONS, LOGGED, LOGGED_BY, SESSION, make_collector_db
 
 
 def make_keys(keys: Path) -> Path:
@@ -51,12 +51,16 @@ def test_uptime_counts_heartbeat_coverage():
     assert report.contact_uptime([], 0, 600) == 0.0
 
 
-def test_report_opens_in_chromium_with_every_alert_and_prints_one_section_per_page(db, tmp_path):
+def test_report_opens_in_chromium_with_every_alert_and_prints_one_section_per_page(tmp_path):
+    """Also: a gate remote the band plan covers is logged with its entry, not alerted (it needs no
+    disposition and is no top alert)."""
+    db = make_collector_db(tmp_path / "collector.db", tmp_path / "evidence", logged=True)
     out, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
     r = CliRunner().invoke(main, ["report", "--db", str(db), "--session", SESSION, "-o", str(out), "--pdf", str(pdf), "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)
     assert summary["alerts"] == 3 and summary["without_disposition"] == 1 and summary["faults"] == 1 and summary["evidence"] == 1
+    assert summary["logged"] == 1
     text = out.read_text()
     assert "http://" not in text and "https://" not in text and "<script" not in text  # self-contained
     dom = dump_dom(out)
@@ -74,6 +78,15 @@ def test_report_opens_in_chromium_with_every_alert_and_prints_one_section_per_pa
     ev = dom.split('id="evidence-table"')[1]
     assert "matches" in ev and ALERTS[0][0] in ev
     assert "Not sealed" in dom
+    aid = LOGGED[0]
+    assert f'id="alert-{aid}"' not in dom and aid not in "".join(dom.split('class="page top-alert"')[1:])
+    alert_table = dom.split('id="alert-table"')[1].split("</table>")[0]
+    assert "433.9200" not in alert_table and "ism-remote" not in alert_table
+    row = dom.split(f'id="logged-{aid}"')[1].split("</tr>")[0]
+    assert LOGGED_BY in row and "433.9200" in row and "ism-remote" in row and "school-07" in row
+    school07 = sites.split("<td>school-07</td>")[1].split("</tr>")[0]
+    assert school07.endswith('<td class="num">1</td><td class="num">1</td>'), school07  # one alert, one logged
+    assert "<b>1</b>logged, not alerted" in dom and "<b>3</b>alerts" in dom
     assert report.pdf_pages(pdf) == 3 + 3  # summary, alerts, three top alerts, evidence
 
     con = sqlite3.connect(db)  # one alert left: one top-alert page

@@ -38,7 +38,7 @@ def report(db_path, session, output, pdf, roots, logs, as_json):
     data = write_report(db_path, session, output, pdf=pdf, evidence_roots=[Path(r) for r in roots], spectrum_logs=spectrum_logs)
     if as_json:
         click.echo(json.dumps({"html": str(output), "pdf": pdf, "session": session, "sites": len(data.sites), "alerts": len(data.alerts),
-                               "without_disposition": sum(1 for a in data.alerts if a.get("disposition") is None),
+                               "without_disposition": sum(1 for a in data.alerts if a.get("disposition") is None), "logged": len(data.logged),
                                "faults": len(data.faults), "evidence": len(data.evidence)}))
     else:
-        click.echo(f"{output}: {len(data.sites)} site(s), {len(data.alerts)} alert(s), {len(data.faults)} health fault(s)" + (f"; {pdf}" if pdf else ""))
+        click.echo(f"{output}: {len(data.sites)} site(s), {len(data.alerts)} alert(s), {len(data.logged)} logged, {len(data.faults)} health fault(s)" + (f"; {pdf}" if pdf else ""))

@@ -255,13 +255,17 @@ def _short_id(alert: dict) -> str:
 
 
 def log_line(r: dict) -> str:
-    """One plain log line for a record worth telling (alert, fault, disposition, site change)."""
+    """One plain log line for a record worth telling (alert, fault, disposition, site change). An
+    emission covered by the band plan or a ``[[declare]]`` entry reads ``LOGGED ... covered by ENTRY``,
+    not ``ALERT``."""
     kind = r.get("type")
     when = r.get("time") or r.get("received_time") or ""
     if kind == "alert":
-        return (f"{when} ALERT {r.get('event') or r.get('state') or ''} {r.get('site')}/{r.get('receiver')} "
+        covered = r.get("covered_by")  # a band-plan or declared emitter: logged with its entry, not alerted
+        return (f"{when} {'LOGGED' if covered else 'ALERT'} {r.get('event') or r.get('state') or ''} {r.get('site')}/{r.get('receiver')} "
                 f"{(r.get('center_hz') or 0) / 1e6:.4f} MHz {(r.get('bandwidth_hz') or 0) / 1e3:.1f} kHz SNR {r.get('snr_db') or 0:.1f} dB "
-                f"{r.get('label')} severity {r.get('severity') or 0:.2f} ({severity_level(r.get('severity'))}) session {r.get('session') or '-'} id {r.get('alert_id')}")
+                f"{r.get('label')} severity {r.get('severity') or 0:.2f} ({severity_level(r.get('severity'))}) session {r.get('session') or '-'} id {r.get('alert_id')}"
+                + (f" covered by {covered}" if covered else ""))
     if kind == "health":
         return f"{when} HEALTH {r.get('kind')} {r.get('site')}/{r.get('receiver') or '-'} severity {r.get('severity') or 0:.2f}: {r.get('message')}"
     if kind == "disposition":
@@ -592,7 +596,8 @@ def make_app(feed_factory: Callable, operator: str, plot_dir: Path, evidence_roo
                 faults = [r.get("fault") for r in rxs.values() if r.get("fault")]
                 nf = " ".join(f"{r.get('noise_floor_db'):.1f}" for r in rxs.values() if isinstance(r.get("noise_floor_db"), (int, float)))
                 nf_text = Text(f"{nf} dB {'/'.join(faults)}" if faults else (f"{nf} dB ok" if nf else ""), style="bold red" if faults else "green")
-                open_alerts = sum(1 for a in self.state.alerts.values() if a.get("site") == name and a.get("state") != "closed")
+                open_alerts = sum(1 for a in self.state.alerts.values()
+                                  if a.get("site") == name and a.get("state") != "closed" and not a.get("covered_by"))
                 t.add_row(name, state, age, rx_text, rev, nf_text, ", ".join(sorted(s.sessions)), str(open_alerts), key=name)
 
         def _draw_alerts(self) -> None:

@@ -309,19 +309,22 @@ class Demo:
 
 
 def summarize(db: Path, session: str) -> dict:
-    """Counts for the last lines: alerts by site and label, health faults."""
-    from .plots import open_db, table_rows
+    """Counts for the last lines: alerts by site and label, emissions logged (covered by the band
+    plan or a declared emitter: not alerts), health faults."""
+    from .plots import covered_by, open_db, table_rows
 
     conn = open_db(db)
     try:
-        alerts = [a for a in table_rows(conn, "alerts") if a.get("session") == session]
+        rows = [a for a in table_rows(conn, "alerts") if a.get("session") == session]
         faults = [h for h in table_rows(conn, "health") if h.get("kind") not in ("heartbeat", "start", "stop")]
     finally:
         conn.close()
     by_site: dict = {}
+    logged = [a for a in rows if covered_by(a)]
+    alerts = [a for a in rows if not covered_by(a)]
     for a in alerts:
         by_site.setdefault(a["site"], []).append(f"{a.get('label')} {float(a.get('center_hz') or 0) / 1e6:.4f} MHz")
-    return {"alerts": len(alerts), "by_site": by_site, "faults": [f"{h.get('site')}: {h.get('kind')}" for h in faults]}
+    return {"alerts": len(alerts), "by_site": by_site, "logged": len(logged), "faults": [f"{h.get('site')}: {h.get('kind')}" for h in faults]}
 
 
 def run_demo(work: Path, duration_s: float, *, interactive: bool, out=None) -> dict:
@@ -346,7 +349,8 @@ def run_demo(work: Path, duration_s: float, *, interactive: bool, out=None) -> d
             demo.stop()
     made = demo.finish()
     s = summarize(work / "collector.db", demo.session)
-    say(f"demo: {s['alerts']} alert(s) in session {demo.session}: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(s["by_site"].items())))
+    say(f"demo: {s['alerts']} alert(s) in session {demo.session}: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(s["by_site"].items()))
+        + (f"; {s['logged']} emission(s) logged, covered by the band plan or a declared emitter" if s["logged"] else ""))
     if s["faults"]:
         say("demo: health faults: " + ", ".join(s["faults"]))
     for n in demo.notes:

@@ -32,6 +32,8 @@ from ..errors import SdrwatchError
 SEVERITY_LEVELS = ((0.7, "high", "#d62728"), (0.4, "medium", "#ff7f0e"), (0.0, "low", "#8c8c00"))
 #: colour of health faults (receiver lost, noise floor out of range) on the timeline
 HEALTH_COLOUR = "#7f3fbf"
+#: colour of logged emissions (covered by the band plan or a declared emitter: not alerts) on the timeline
+LOGGED_COLOUR = "#a0a0a0"
 DPI = 100
 FORMATS = (".png", ".svg")
 
@@ -50,6 +52,20 @@ def severity_colour(severity: float | None) -> str:
         if s >= lo:
             return colour
     return SEVERITY_LEVELS[-1][2]
+
+
+def covered_by(alert: dict) -> str | None:
+    """The band-plan or ``[[declare]]`` entry that covers an emission, which is then logged, not
+    alerted: the record's ``covered_by``, or for a row of the collector's ``alerts`` table, that of
+    its latest event (its ``record`` JSON). None for an alert."""
+    entry = alert.get("covered_by")
+    if not entry and isinstance(alert.get("record"), str):
+        try:
+            rec = json.loads(alert["record"])
+        except ValueError:
+            rec = None
+        entry = rec.get("covered_by") if isinstance(rec, dict) else None
+    return str(entry) if entry else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -694,7 +710,8 @@ def timeline_from_db(db_path: str | Path, session: str | None = None) -> dict:
     """Alerts, sessions and health faults of the collector's database for the timeline (and report).
 
     Returns {"alerts": [...], "sessions": [...], "faults": [...], "sites": [...]}; times are unix
-    seconds in ``t`` / ``t_start`` / ``t_end``. With ``session``, only that session's alerts and the
+    seconds in ``t`` / ``t_start`` / ``t_end``; an alert covered by the band plan or a declared
+    emitter (logged, not alerted) names its entry in ``covered_by`` (else None). With ``session``, only that session's alerts and the
     faults inside its time span."""
     conn = open_db(db_path)
     try:
@@ -713,6 +730,7 @@ def timeline_from_db(db_path: str | Path, session: str | None = None) -> dict:
         sessions = [s for s in sessions if s.get("name") == session]
         alerts = [a for a in alerts if a.get("session") == session]
     for a in alerts:
+        a["covered_by"] = covered_by(a)
         a["t"] = _parse_time(a.get("agent_time")) or _parse_time(a.get("first_event_time")) or _parse_time(a.get("received_time"))
         a["t_end"] = (a["t"] + float(a["duration_s"])) if a.get("t") is not None and isinstance(a.get("duration_s"), (int, float)) else a.get("t")
     alerts = [a for a in alerts if a.get("t") is not None]
@@ -730,7 +748,8 @@ def timeline_from_db(db_path: str | Path, session: str | None = None) -> dict:
 
 def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size_px: tuple[int, int] | None = None) -> PlotResult:
     """One lane per site: sessions shaded, each alert a bar from onset to end in its severity colour
-    (a diamond if shorter than a pixel or two), health faults as purple crosses. x is UTC time.
+    (a diamond if shorter than a pixel or two), a logged emission (``covered_by`` an entry) a thin
+    grey bar under the alerts, health faults as purple crosses. x is UTC time.
     The panel is ``lanes``: x in matplotlib date numbers (days), y lane index (site order as in
     ``data['sites']``, first at the top)."""
     import matplotlib.dates as mdates
@@ -773,13 +792,15 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
     for a in data["alerts"]:
         if a.get("site") not in lane:
             continue
-        y, c = lane[a["site"]], severity_colour(a.get("severity"))
+        logged = bool(a.get("covered_by"))
+        y, c = lane[a["site"]], LOGGED_COLOUR if logged else severity_colour(a.get("severity"))
+        half, z = (0.08, 2) if logged else (0.22, 3)
         t_end = a.get("t_end") or a["t"]
         width = to_num(t_end) - to_num(a["t"])
         if width >= min_bar_days:
-            ax.broken_barh([(to_num(a["t"]), width)], (y - 0.22, 0.44), color=c, zorder=3)
+            ax.broken_barh([(to_num(a["t"]), width)], (y - half, 2 * half), color=c, zorder=z)
         else:
-            ax.plot([to_num(a["t"])], [y], marker="D", ms=6, color=c, zorder=3, ls="none")
+            ax.plot([to_num(a["t"])], [y], marker="D", ms=4 if logged else 6, color=c, zorder=z, ls="none")
     for h in data["faults"]:
         if h.get("site") not in lane:
             continue
@@ -792,10 +813,14 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
     ax.set_xlabel("time (UTC)")
     ax.grid(alpha=0.3, axis="x")
     handles = [Patch(color=c, label=f"alert, {name} severity") for _, name, c in SEVERITY_LEVELS]
+    n_logged = sum(1 for a in data["alerts"] if a.get("covered_by"))
+    if n_logged:
+        handles.append(Patch(color=LOGGED_COLOUR, label="logged (band plan, declared)"))
     handles += [Line2D([], [], marker="x", color=HEALTH_COLOUR, ls="none", mew=2, label="health fault"), Patch(color="#dbe9f6", label="exam session")]
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
     day = _dt.datetime.fromtimestamp(t0, _dt.timezone.utc).strftime("%Y-%m-%d")
-    fig.suptitle(title or _title(f"alert timeline, {len(data['alerts'])} alerts, {len(sites)} sites", time=day), fontsize=11)
+    counts = f"{len(data['alerts']) - n_logged} alerts" + (f", {n_logged} logged" if n_logged else "")
+    fig.suptitle(title or _title(f"alert timeline, {counts}, {len(sites)} sites", time=day), fontsize=11)
     return _save(fig, out, [("lanes", ax)])
 
 

@@ -2,7 +2,9 @@
 
 What it holds, from the collector's database (read-only; tables in docs/network.md):
 sites and their uptime in the session (time covered by heartbeats), receiver health and faults,
-every alert of the session with its latest disposition and operator, the alert timeline, the
+every alert of the session with its latest disposition and operator, the emissions logged rather
+than alerted (covered by the band plan or a declared emitter: their entry, no disposition needed), the
+alert timeline, the
 spectrum and evidence spectrogram of the top alerts (embedded PNG), and every evidence hash with
 whether the file at hand still matches it. When the records are sealed the report prints the
 fingerprint of the sealed manifest.
@@ -124,6 +126,7 @@ class ReportData:
     timeline: dict
     start_s: float | None
     end_s: float | None
+    logged: list[dict] = field(default_factory=list)  # covered by the band plan or a [[declare]] entry: not alerts
     generated: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
     @property
@@ -148,7 +151,9 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
     finally:
         conn.close()
     roots = [db_path.parent, *map(Path, evidence_roots)]
-    alerts = sorted(timeline["alerts"], key=lambda a: a.get("t") or 0.0)
+    everything = sorted(timeline["alerts"], key=lambda a: a.get("t") or 0.0)
+    alerts = [a for a in everything if not a.get("covered_by")]
+    logged = [a for a in everything if a.get("covered_by")]
     by_alert: dict[str, list[dict]] = {}
     for d in sorted(dispositions, key=lambda d: (_t(d.get("time")) or 0.0, d.get("id") or 0)):
         by_alert.setdefault(d.get("alert_id"), []).append(d)
@@ -159,12 +164,12 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         a["disposition"] = real[-1] if real else None
         a["ack"] = acks[-1] if acks else None
         a["dispositions"] = hist
-    now = _t(last_rx) or max((a.get("t_end") or a.get("t") or 0.0 for a in alerts), default=None)
+    now = _t(last_rx) or max((a.get("t_end") or a.get("t") or 0.0 for a in everything), default=None)
     starts = [_t(s.get("start")) for s in sessions if _t(s.get("start")) is not None]
     ends = [_t(s.get("end")) for s in sessions if _t(s.get("end")) is not None]
-    span_lo = min(starts) if starts else min((a["t"] for a in alerts), default=None)
+    span_lo = min(starts) if starts else min((a["t"] for a in everything), default=None)
     span_hi = max(ends) if ends else now
-    site_names = sorted({s.get("site") for s in sessions if s.get("site")} | {a.get("site") for a in alerts if a.get("site")})
+    site_names = sorted({s.get("site") for s in sessions if s.get("site")} | {a.get("site") for a in everything if a.get("site")})
     sites = []
     for name in site_names:
         mine = [s for s in sessions if s.get("site") == name]
@@ -202,11 +207,12 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
             up = contact_uptime(intervals, lo, hi_seen)
         sites.append({"site": name, "start": lo, "end": hi, "uptime": up, "uptime_method": method,
                       "heartbeats": len(beats), "online": row.get("online"), "last_heartbeat": _t(row.get("last_heartbeat")),
-                      "alerts": sum(1 for a in alerts if a.get("site") == name)})
+                      "alerts": sum(1 for a in alerts if a.get("site") == name),
+                      "logged": sum(1 for a in logged if a.get("site") == name)})
     evidence = []
     seen = set()
     ev_by_sha = {e.get("sha512"): e for e in evidence_rows}
-    for a in alerts:
+    for a in everything:
         sha = a.get("evidence_sha512")
         if not sha or sha in seen:
             continue
@@ -220,7 +226,7 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         evidence.append({"alert_id": a["alert_id"], "site": a.get("site"), "path": a.get("evidence_path") or row.get("path"),
                          "bytes": row.get("bytes"), "sha512": sha, "state": state, "file": found})
     return ReportData(db_path, session, sites, [r for r in receivers if r.get("site") in site_names], timeline["faults"], alerts, evidence,
-                      timeline, span_lo, span_hi)
+                      timeline, span_lo, span_hi, logged=logged)
 
 
 def _spectrum_hop(conn, alert: dict) -> tuple[plots.SpectrumHop, str] | None:
@@ -282,7 +288,8 @@ th { background: #eef2f6; font-weight: 600; } td.num, th.num { text-align: right
 tr { break-inside: avoid; } thead { display: table-header-group; }
 .sev { font-weight: 700; } .sev.high { color: var(--high); } .sev.medium { color: var(--medium); } .sev.low { color: var(--low); }
 tr.high td:first-child { border-left: 5px solid var(--high); } tr.medium td:first-child { border-left: 5px solid var(--medium); }
-tr.low td:first-child { border-left: 5px solid var(--low); }
+tr.low td:first-child { border-left: 5px solid var(--low); } tr.logged td { color: var(--mute); }
+tr.logged td:first-child { border-left: 5px solid #a0a0a0; }
 .pending { color: var(--high); font-weight: 600; } .bad { color: var(--high); font-weight: 700; } .ok { color: #2b7a2b; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 11px; word-break: break-all; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 6px 0; }
@@ -344,15 +351,16 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
     out.append('<div class="cards">' + "".join(
         f'<div class="card"><b>{v}</b>{_e(k)}</div>' for k, v in (
             ("alerts", len(data.alerts)), ("high severity", sev_counts["high"]), ("without disposition", pending),
-            ("health faults", len(data.faults)), ("evidence files", len(data.evidence))))
+            ("logged, not alerted", len(data.logged)), ("health faults", len(data.faults)), ("evidence files", len(data.evidence))))
         + "</div>")
     out.append('<h2>Sites</h2><table id="sites"><thead><tr><th>site</th><th>session</th><th class="num">uptime</th><th class="num">heartbeats</th>'
-               '<th>now</th><th>last heartbeat</th><th class="num">alerts</th></tr></thead><tbody>')
+               '<th>now</th><th>last heartbeat</th><th class="num">alerts</th><th class="num">logged</th></tr></thead><tbody>')
     for s in data.sites:
         online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(s.get("online"), '<span class="none">unknown</span>')
         mark = "" if s.get("uptime_method") == "heartbeats" else "*"
         out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}</td><td class="num">{100 * s["uptime"]:.1f} %{mark}</td>'
-                   f'<td class="num">{s["heartbeats"] if s.get("uptime_method") == "heartbeats" else "–"}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td></tr>')
+                   f'<td class="num">{s["heartbeats"] if s.get("uptime_method") == "heartbeats" else "–"}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td>'
+                   f'<td class="num">{s["logged"]}</td></tr>')
     out.append("</tbody></table>")
     if any(s.get("uptime_method") != "heartbeats" for s in data.sites):
         out.append('<p class="sub">* uptime from each agent run (its start record to its stop record or last contact): the database holds no heartbeat history.</p>')
@@ -392,9 +400,24 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
         out.append("</tbody></table>")
     else:
         out.append('<p class="none">no alert in this session</p>')
+    out.append('<h3>Logged, not alerted</h3>')
+    if data.logged:
+        out.append('<p class="sub">Emissions the band plan or a declared emitter (<code>[[declare]]</code>) covers: kept on record with '
+                   'the entry that covers them; they need no disposition.</p>'
+                   '<table id="logged-table"><thead><tr><th>time (UTC)</th><th>site / receiver</th><th class="num">MHz</th><th class="num">kHz</th>'
+                   '<th class="num">SNR dB</th><th>class</th><th>covered by</th><th class="num">seconds</th><th>alert</th></tr></thead><tbody>')
+        for a in data.logged:
+            out.append(f'<tr class="logged" id="logged-{_e(a["alert_id"])}"><td>{_e(_hms(a["t"]))}</td><td>{_e(a.get("site"))} / {_e(a.get("receiver"))}</td>'
+                       f'<td class="num">{_num((a.get("center_hz") or 0) / 1e6, ".4f")}</td><td class="num">{_num((a.get("bandwidth_hz") or 0) / 1e3, ".1f")}</td>'
+                       f'<td class="num">{_num(a.get("snr_db"), ".1f")}</td><td>{_e(a.get("label"))}</td><td>{_e(a["covered_by"])}</td>'
+                       f'<td class="num">{_num(a.get("duration_s"), ".1f")}</td><td class="mono">{_e(a["alert_id"])}</td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="none">nothing covered by the band plan or a declared emitter in this session</p>')
     if "timeline" in images:
         out.append(f'<figure><img alt="alert timeline" src="{_img(images["timeline"])}"><figcaption>One lane per site; the session shaded; '
-                   'alerts in their severity colour (red high, orange medium, olive low); health faults as purple crosses.</figcaption></figure>')
+                   'alerts in their severity colour (red high, orange medium, olive low); logged emissions as thin grey bars; '
+                   'health faults as purple crosses.</figcaption></figure>')
     out.append("</section>")
     for i, a in enumerate(data.top_alerts):
         lvl = plots.severity_level(a.get("severity"))
@@ -462,7 +485,7 @@ def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fin
     with tempfile.TemporaryDirectory(prefix="sdrwatch-report-") as tmp:
         tmpd = Path(tmp)
         images: dict[str, Path] = {}
-        if data.timeline["sites"] and (data.alerts or data.faults or data.timeline["sessions"]):
+        if data.timeline["sites"] and (data.alerts or data.logged or data.faults or data.timeline["sessions"]):
             images["timeline"] = plots.plot_timeline(data.timeline, tmpd / "timeline.png", title=f"alert timeline, session {session}").path
         conn = plots.open_db(db_path)
         try:
