@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--append", type=int, default=0, help="append this many alerts before starting")
     ap.add_argument("--append-live", type=int, default=0, help="then append this many more, one per --every s")
     ap.add_argument("--every", type=float, default=0.001)
+    ap.add_argument("--chunk", type=int, default=1, help="append live alerts this many at a time")
+    ap.add_argument("--quiet", action="store_true", help="do not print a line per appended alert")
     ap.add_argument("--prefix", default="a")
     ap.add_argument("--backoff-max", type=float, default=30.0)
     ap.add_argument("--backoff-initial", type=float, default=2.0)
@@ -104,9 +106,12 @@ def main() -> None:
     while True:
         now = time.monotonic()
         if i < live_end:
-            seq = ob.append(alert(i, site, a.prefix))
-            print(json.dumps({"appended": i, "seq": seq}), flush=True)
-            i += 1
+            n = min(a.chunk, live_end - i)
+            seqs = ob.append_many([alert(j, site, a.prefix) for j in range(i, i + n)])
+            for j, seq in zip(range(i, i + n), seqs):
+                if not a.quiet:
+                    print(json.dumps({"appended": j, "seq": seq}), flush=True)
+            i += n
             time.sleep(a.every)
         else:
             time.sleep(0.05)

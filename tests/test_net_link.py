@@ -19,7 +19,8 @@ from netproc import CLI, CollectorProc, alert, free_port, uplink_proc
 from sdrwatch.net import keys as K
 from sdrwatch.net import schema
 from sdrwatch.net.client import ConsoleClient
-from sdrwatch.net.link import PROTOCOL, Uplink, curve_client_socket, pack_header, unpack_seqs
+from sdrwatch.net.link import (PROTOCOL, Uplink, curve_client_socket, pack_batch, pack_header, pack_seqs, unpack_batch,
+                               unpack_header, unpack_seqs)
 from sdrwatch.net.outbox import Outbox
 
 #: how long the "collector away" test keeps the collector down (CI default; set minutes by hand)
@@ -62,8 +63,10 @@ def rows(db: Path, sql: str):
 def test_collector_sigkilled_mid_stream_then_restarted_10000_alerts_exactly_once(tmp_path, keys):
     db = tmp_path / "c.db"
     col = CollectorProc(db, keys).start()
-    agent = uplink_proc(tmp_path / "ob.db", col.endpoint, keys, "s1", "--append", "10000", "--exit-when-acked",
-                        "--backoff-initial", "0.5", "--backoff-max", "1")
+    # 1000 alerts are waiting when the uplink starts, the other 9000 are raised over about 3 s (in
+    # groups of 50), so the stream is still going however fast the collector is or however slow this test
+    agent = uplink_proc(tmp_path / "ob.db", col.endpoint, keys, "s1", "--append", "1000", "--append-live", "9000",
+                        "--chunk", "50", "--every", "0.015", "--quiet", "--exit-when-acked", "--backoff-initial", "0.5", "--backoff-max", "1")
     try:
         wait_for(lambda: count(db, "alerts") >= 1500, what="the first alerts")
         col.proc.send_signal(signal.SIGKILL)
@@ -213,7 +216,61 @@ def test_agent_claiming_another_site_is_recorded_under_its_own(tmp_path, keys):
     assert {r[0] for r in rows(db, "SELECT site FROM sites")} == {"s1"}
 
 
-part = st.binary(max_size=300) | st.sampled_from([PROTOCOL, b"R", b"Q", b"A", b""])
+part = st.binary(max_size=300) | st.sampled_from([PROTOCOL, b"R", b"B", b"Q", b"A", b""])
+fuzz_frame = st.binary(max_size=200) | st.builds(
+    lambda d: json.dumps({"v": 1, **d}).encode(), st.dictionaries(st.sampled_from(
+        ["type", "alert_id", "site", "time", "center_hz", "event", "receiver", "bandwidth_hz"]),
+        st.none() | st.integers() | st.text(max_size=10) | st.floats()))
+seq_list = st.lists(st.integers(0, 2**64 - 1), max_size=4)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=300)), max_size=50), st.floats(allow_nan=False))
+def test_one_part_batches_round_trip(records, sent_time):
+    seqs, frames = [s for s, _ in records], [f for _, f in records]
+    header, body = pack_batch(seqs, frames, sent_time)
+    assert unpack_batch(header, body) == (sent_time, tuple(seqs), frames)
+
+
+@given(st.binary(max_size=100), st.binary(max_size=100))
+def test_bad_one_part_batches_are_value_errors(header, body):
+    try:
+        t, seqs, frames = unpack_batch(header, body)
+    except ValueError:
+        return
+    assert b"".join(frames) == body and len(seqs) == len(frames)
+
+
+def test_an_uplink_falls_back_to_one_part_per_record_for_an_older_collector(tmp_path, keys):
+    """A collector from before one-part batches answers them "unknown message kind"; the uplink then
+    sends the same records one part each, and they are all acked."""
+    ctx = zmq.Context()
+    pub, sec = K.load_secret(keys / "collector.key_secret")
+    router = ctx.socket(zmq.ROUTER)
+    router.curve_server, router.curve_publickey, router.curve_secretkey = True, pub, sec
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    ob, up = _uplink(tmp_path, keys, "s1", f"tcp://127.0.0.1:{port}", 30)
+    kinds, stored = [], set()
+    try:
+        t_end = time.monotonic() + 20
+        while ob.unacked_count() and time.monotonic() < t_end:
+            if not router.poll(100):
+                continue
+            ident, *msg = router.recv_multipart()
+            kinds.append(msg[1])
+            if msg[1] == b"R":
+                _, seqs = unpack_header(msg[2])
+                assert all(schema.decode(f)["type"] == "alert" for f in msg[3:])
+                stored |= set(seqs)
+                router.send_multipart([ident, PROTOCOL, b"A", pack_seqs(seqs)])
+            else:
+                router.send_multipart([ident, PROTOCOL, b"E", b"unknown message kind"])
+        assert ob.unacked_count() == 0
+    finally:
+        up.stop()
+        ob.close()
+        router.close(0)
+        ctx.term()
+    assert kinds[0] == b"B" and b"R" in kinds and len(stored) == 30
 
 
 @pytest.fixture(scope="module")
@@ -233,11 +290,11 @@ def fuzz_target(tmp_path_factory):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(part, min_size=1, max_size=6) | st.builds(
-    lambda seqs, frames: [PROTOCOL, b"R", pack_header(seqs), *frames],
-    st.lists(st.integers(0, 2**64 - 1), max_size=4), st.lists(st.binary(max_size=200) | st.builds(
-        lambda d: json.dumps({"v": 1, **d}).encode(), st.dictionaries(st.sampled_from(
-            ["type", "alert_id", "site", "time", "center_hz", "event", "receiver", "bandwidth_hz"]),
-            st.none() | st.integers() | st.text(max_size=10) | st.floats())), max_size=4)))
+    lambda seqs, frames: [PROTOCOL, b"R", pack_header(seqs), *frames], seq_list, st.lists(fuzz_frame, max_size=4)) | st.builds(
+    lambda seqs, frames, cut: [PROTOCOL, b"B", *pack_batch(seqs[:len(frames)], frames[:len(seqs)])][:cut], seq_list,
+    st.lists(fuzz_frame, max_size=4), st.sampled_from([4, 3, 2])) | st.builds(
+    lambda seqs, frames, junk: [PROTOCOL, b"B", *(lambda h, b: (h + junk, b))(*pack_batch(seqs[:len(frames)], frames[:len(seqs)]))],
+    seq_list, st.lists(fuzz_frame, max_size=4), st.binary(min_size=1, max_size=12)))
 def test_fuzzed_frames_from_an_allowed_key_leave_the_collector_serving(fuzz_target, frames):
     col, sock, ctx, d = fuzz_target
     sock.send_multipart(frames)
@@ -257,17 +314,24 @@ def test_oversized_frames_then_a_good_record_is_stored(fuzz_target):
     time.sleep(0.5)
     other.close(0)
     sock.send_multipart([PROTOCOL, b"R", pack_header([5]), good])
+    # one-part batches: the oversized record in the middle is refused, its neighbours are stored
+    good6, good8 = (schema.encode(alert(i, "s1", "good")) for i in (6, 8))
+    sock.send_multipart([PROTOCOL, b"B", *pack_batch([6, 7, 8], [good6, big_record, good8])])
+    header, body = pack_batch([9], [schema.encode(alert(9, "s1", "good"))])
+    sock.send_multipart([PROTOCOL, b"B", header, body[:-1]])  # header and body disagree: refused, not acked
     acked = set()
     t_end = time.monotonic() + 15
-    while 5 not in acked and time.monotonic() < t_end:
+    while not {5, 8} <= acked and time.monotonic() < t_end:
         if sock.poll(200):
             msg = sock.recv_multipart()
             if msg[:2] == [PROTOCOL, b"A"]:
                 acked |= set(unpack_seqs(msg[2]))
-    assert {1, 5} <= acked  # the refused oversized record is acked (it can never become valid)
+    assert {1, 5, 6, 7, 8} <= acked  # the refused oversized records are acked (they can never become valid)
+    assert 9 not in acked
     assert col.alive()
     db = d / "c.db"
     assert rows(db, "SELECT alert_id FROM alerts WHERE alert_id = 'good-1'") == [("good-1",)]
+    assert rows(db, "SELECT alert_id FROM alerts WHERE alert_id IN ('good-6', 'good-8') ORDER BY 1") == [("good-6",), ("good-8",)]
     rejected = rows(db, "SELECT rejected, last_reject FROM agents WHERE name = 's1'")[0]
     assert rejected[0] > 0
 
@@ -377,8 +441,10 @@ def test_loadgen_exits_0_once_everything_is_acked_and_1_when_not(tmp_path, keys)
 
 
 def test_full_agent_on_a_simulated_site_through_a_real_collector(tmp_path, keys):
-    """``sdrwatch agent`` on the demo scene with a [collector] table: its pager alert lands in the
-    collector's database with the session it happened in and the hash of its IQ evidence."""
+    """``sdrwatch agent`` on the demo scene with a [collector] table, stopped with SIGTERM while its pager
+    is on the air: the moment the agent has exited, the pager alert is in the collector's database,
+    closed (the close is written after SIGTERM), with its session and the hash of its IQ evidence, and so
+    is the agent's very last record ("stop"): the uplink drains before the agent exits."""
     from datetime import datetime, timedelta, timezone
 
     K.new(keys, "demo-school", "demo-school")
@@ -400,19 +466,33 @@ server_key = "{keys / 'collector.key'}"
 agent_key = "{keys / 'demo-school.key_secret'}"
 """
     (tmp_path / "site.toml").write_text(site)
+    agent = subprocess.Popen(CLI + ["agent", "--config", str(tmp_path / "site.toml"), "--duration", "60", "--format", "jsonl"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        res = subprocess.run(CLI + ["agent", "--config", str(tmp_path / "site.toml"), "--duration", "8", "--format", "jsonl"],
-                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
-        assert res.returncode == 0, res.stderr
-        said = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+        said = []
+        for line in agent.stdout:
+            if line.startswith("{"):
+                said.append(json.loads(line))
+                r = said[-1]
+                if r["type"] == "alert" and r.get("label") == "pager-fsk" and r.get("evidence"):
+                    break  # the pager is still on the air: SIGTERM closes it (open_ended) on the way out
+        agent.send_signal(signal.SIGTERM)
+        out, err = agent.communicate(timeout=60)
+        assert agent.returncode == 0, err
+        said += [json.loads(x) for x in out.splitlines() if x.startswith("{")]
         pager = [r for r in said if r["type"] == "alert" and r.get("label") == "pager-fsk"]
         assert pager, "the agent raised no pager alert"
         with_evidence = [r for r in pager if r.get("evidence")]
         assert with_evidence, "the agent kept no evidence for the pager"
         alert_id, sha = with_evidence[-1]["alert_id"], with_evidence[-1]["evidence"]["sha512"]
-        wait_for(lambda: rows(db, f"SELECT evidence_sha512 FROM alerts WHERE alert_id = '{alert_id}'") == [(sha,)],
-                 timeout_s=20, what="the pager alert with its evidence hash in the database")
+        # no waiting: everything the agent wrote was acked (so committed) before it exited
+        assert rows(db, "SELECT kind FROM health WHERE site = 'demo-school' ORDER BY seq DESC LIMIT 1") == [("stop",)]
+        assert rows(db, f"SELECT evidence_sha512 FROM alerts WHERE alert_id = '{alert_id}'") == [(sha,)]
+        with Outbox(tmp_path / "state" / "outbox.db") as ob:
+            assert ob.unacked_count() == 0  # and the agent had the acks for all of it before it exited
     finally:
+        if agent.poll() is None:
+            agent.kill()
         col.stop()
     got = rows(db, f"SELECT site, session, label, state FROM alerts WHERE alert_id = '{alert_id}'")
     assert got == [("demo-school", "physics", "pager-fsk", "closed")]

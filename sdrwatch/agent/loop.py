@@ -52,6 +52,8 @@ log = logging.getLogger("sdrwatch.agent")
 BLOCK_SAMPLES = 1 << 18
 #: seconds between heartbeats
 HEARTBEAT_S = 5.0
+#: on shutdown the uplink keeps sending what is unacked for at most this many seconds
+UPLINK_DRAIN_S = 5.0
 #: retry of a lost receiver: first wait, doubling up to the cap
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0
 #: factories loaded if their module exists: "module:attribute", called as factory(rx_context)
@@ -769,6 +771,7 @@ class Agent:
             self._write(health(cfg.site_id, None, "stop", f"sdrwatch agent for site {cfg.site_id} stopped ({self.summary.stopped_by}); "
                                                            f"{self.summary.alerts} alert(s)", 0.0))
             if self.uplink is not None:
+                self.uplink.drain(UPLINK_DRAIN_S)  # what the last moments raised still reaches the collector
                 self.uplink.stop()
             if self.outbox is not None:
                 self.outbox.close()

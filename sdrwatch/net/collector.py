@@ -8,7 +8,8 @@ CURVE, stores them, acks them only after commit, and feeds live views.
 - A sender's identity is the public key ZeroMQ authenticated (the ``User-Id`` frame property); its
   name, role and site come from the allowlist entry, never from what the records say.
 - Batches are drained from the socket, decoded and validated (:mod:`sdrwatch.net.schema`), and handed
-  to the sink (:class:`sdrwatch.store.Store`) in one transaction. Refused frames are counted and acked
+  to the sink (:class:`sdrwatch.store.Store`) in one transaction; batches that queue up while one
+  commits go into the next transaction together (group commit). Refused frames are counted and acked
   (they can never become valid); nothing is acked before the sink has committed.
 - A PUB (XPUB) socket, also CURVE and for console keys only, carries every stored record as
   ``[b"feed", json {"feed_seq", "records"}]`` and a ``[b"beat", json {"feed_seq"}]`` twice a second.
@@ -33,7 +34,7 @@ import orjson
 
 from . import keys as K
 from . import schema
-from .link import PROTOCOL, pack_seqs, unpack_header
+from .link import PROTOCOL, pack_seqs, unpack_batch, unpack_header
 
 log = logging.getLogger("sdrwatch.net.collector")
 
@@ -42,6 +43,8 @@ ZAP_DOMAIN_FEED = "sdrwatch-feed"
 #: largest message part a peer may send before ZeroMQ drops its connection
 MAX_PART_BYTES = 1024 * 1024
 MAX_BATCH_RECORDS = 2000
+#: the writer commits what is queued in one transaction, up to about this many records
+GROUP_COMMIT_RECORDS = 20000
 MAX_SEQ = 2**63 - 1
 HISTORY_PAGE = 2000
 RING_BATCHES = 5000
@@ -160,7 +163,7 @@ class Collector:
         self._rejects: dict[str, tuple[int, str]] = {}
         self._refused_log: dict[bytes, float] = {}
         self._running = False
-        self._work: queue.Queue = queue.Queue(maxsize=2)
+        self._work: queue.Queue = queue.Queue(maxsize=8)
         self._done: deque = deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -320,17 +323,23 @@ class Collector:
                 self._refuse(ident, f"expected {PROTOCOL.decode()} messages")
                 continue
             kind = parts[1]
-            if kind == b"R":
+            if kind == b"B" or kind == b"R":
                 try:
-                    sent_time, seqs = unpack_header(parts[2])
-                except (ValueError, struct.error):
-                    self._reject(info, "bad batch header")
-                    self._refuse(ident, "bad batch header")
-                    continue
-                frames_ = parts[3:]
-                if len(seqs) != len(frames_) or len(seqs) > MAX_BATCH_RECORDS:
-                    self._reject(info, "batch header does not match its frames")
-                    self._refuse(ident, "batch header does not match its frames")
+                    if kind == b"B":
+                        if len(parts) != 4:
+                            raise ValueError("batch header does not match its body")
+                        sent_time, seqs, frames_ = unpack_batch(parts[2], parts[3])
+                    else:
+                        sent_time, seqs = unpack_header(parts[2])
+                        frames_ = parts[3:]
+                        if len(seqs) != len(frames_):
+                            raise ValueError("batch header does not match its frames")
+                    if len(seqs) > MAX_BATCH_RECORDS:
+                        raise ValueError(f"batch holds more than {MAX_BATCH_RECORDS} records")
+                except (ValueError, struct.error) as exc:
+                    text = str(exc) if isinstance(exc, ValueError) else "bad batch header"
+                    self._reject(info, text)
+                    self._refuse(ident, text)
                     continue
                 wall = time.time()
                 if not math.isfinite(sent_time) or abs(sent_time - wall) > 10 * 365 * 86400:
@@ -378,14 +387,30 @@ class Collector:
         self._store_ok = False
 
     def _write_loop(self) -> None:
+        held = None
         while True:
-            job = self._work.get()
+            job = held if held is not None else self._work.get()
+            held = None
             kind = job[0]
             try:
                 if kind == "stop":
                     return
                 if kind == "batch":
-                    self._commit(*job[1:])
+                    # group commit: whatever else is queued behind this batch goes into the same transaction
+                    items, acks, requests = job[1], job[2], job[3]  # the writer owns them now
+                    while len(items) < GROUP_COMMIT_RECORDS:
+                        try:
+                            nxt = self._work.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt[0] != "batch":
+                            held = nxt
+                            break
+                        items.extend(nxt[1])
+                        for ident, seqs in nxt[2].items():
+                            acks.setdefault(ident, []).extend(seqs)
+                        requests.extend(nxt[3])
+                    self._commit(items, acks, requests)
                 elif kind == "tick":
                     self._publish(self.sink.tick())
                 elif kind == "rejects":

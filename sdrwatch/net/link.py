@@ -4,14 +4,22 @@ records acked only when the collector has committed them.
 Wire protocol, version 1 (every message starts with ``PROTOCOL``):
 
 ==========================  =====================================================================
-agent/console -> collector  ``[PROTOCOL, b"R", header, frame, frame, ...]`` a batch of records:
+agent/console -> collector  ``[PROTOCOL, b"B", header, body]`` a batch of records in one part:
                             ``header`` = big-endian float64 sender's Unix time, then one uint64
-                            sequence number per frame; each frame is :func:`schema.encode` output
+                            sequence number per record, then one uint32 frame length per record;
+                            ``body`` = the frames (:func:`schema.encode` output) back to back
+agent/console -> collector  ``[PROTOCOL, b"R", header, frame, frame, ...]`` the same batch, one part
+                            per frame (``header`` without the lengths); what senders before the
+                            one-part batch sent, still accepted
 console -> collector        ``[PROTOCOL, b"Q", request_id, json]`` a request (history, sites, ...)
 collector -> sender         ``[PROTOCOL, b"A", seqs]`` committed (or permanently refused) seqs
 collector -> sender         ``[PROTOCOL, b"E", text]`` the batch was refused (key not allowed, ...)
 collector -> console        ``[PROTOCOL, b"Y", request_id, json]`` the answer to a request
 ==========================  =====================================================================
+
+One part per batch matters: CURVE encrypts, and ZeroMQ and pyzmq handle, every message part on its
+own, so a batch in one part costs the same few operations whatever it holds. A sender falls back to
+``R`` batches when a collector answers ``B`` with "unknown message kind".
 
 The uplink keeps at most ``window`` records in flight. If no ack arrives within the resend timeout,
 every record still in flight is sent again, and the timeout doubles (with jitter) up to
@@ -52,6 +60,31 @@ def unpack_header(header: bytes) -> tuple[float, tuple[int, ...]]:
     n = (len(header) - 8) // 8
     vals = struct.unpack(f">d{n}Q", header)
     return vals[0], vals[1:]
+
+
+def pack_batch(seqs, frames, sent_time: float | None = None) -> tuple[bytes, bytes]:
+    """(header, body) of a one-part ``B`` batch: the frames back to back, their seqs and lengths in the header."""
+    n = len(seqs)
+    header = struct.pack(f">d{n}Q{n}I", time.time() if sent_time is None else sent_time, *seqs, *map(len, frames))
+    return header, b"".join(frames)
+
+
+def unpack_batch(header: bytes, body: bytes) -> tuple[float, tuple[int, ...], list[bytes]]:
+    """(sender time, seqs, frames) of a ``B`` batch; ValueError if header and body do not fit together."""
+    if len(header) < 8 or (len(header) - 8) % 12:
+        raise ValueError("bad batch header")
+    n = (len(header) - 8) // 12
+    vals = struct.unpack(f">d{n}Q{n}I", header)
+    lengths = vals[1 + n:]
+    if sum(lengths) != len(body):
+        raise ValueError("batch header does not match its body")
+    frames = []
+    pos = 0
+    for ln in lengths:
+        end = pos + ln
+        frames.append(body[pos:end])
+        pos = end
+    return vals[0], vals[1:1 + n], frames
 
 
 def pack_seqs(seqs) -> bytes:
@@ -124,6 +157,7 @@ class LinkSession:
         self.refused: str | None = None
         self.connected = False
         self.source_empty = False
+        self.one_part = True  # B batches; False once a collector said it does not know them
 
     @property
     def deadline(self) -> float:
@@ -155,8 +189,12 @@ class LinkSession:
     def _send_parts(self, seqs, parts) -> bool:
         import zmq
 
+        if self.one_part:
+            msg = [PROTOCOL, b"B", *pack_batch(seqs, parts)]
+        else:
+            msg = [PROTOCOL, b"R", pack_header(seqs), *parts]
         try:
-            self.sock.send_multipart([PROTOCOL, b"R", pack_header(seqs), *parts], flags=zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart(msg, flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return False
         return True
@@ -252,6 +290,11 @@ class LinkSession:
                     self.on_ack(done, now)
         elif frames[1] == b"E" and len(frames) >= 3:
             text = frames[2].decode("utf-8", "replace")[:200]
+            if self.one_part and text == "unknown message kind":
+                self.one_part = False  # a collector from before one-part batches: send R batches
+                log.info("collector does not take one-part batches; sending one part per record")
+                self._resend(list(self.inflight), now)
+                return
             if text != self.refused:
                 log.warning("collector refused records: %s", text)
             self.refused = text
@@ -261,7 +304,7 @@ class Uplink:
     """Sends an outbox to a collector from a background thread, forever, with backoff.
 
     >>> # up = Uplink(outbox, "tcp://collector:5555", "keys/collector.key", "keys/school-12.key_secret")
-    >>> # up.start(); ...; up.status(); up.stop()
+    >>> # up.start(); ...; up.status(); up.drain(5.0); up.stop()
     """
 
     def __init__(self, outbox, endpoint: str, collector_public_key_file, agent_secret_key_file, window: int = 5000,
@@ -293,6 +336,28 @@ class Uplink:
         self._thread = threading.Thread(target=self._run, name="sdrwatch-uplink", daemon=True)
         self._thread.start()
         return self
+
+    def drain(self, timeout_s: float = 5.0) -> bool:
+        """Keep sending until every record in the outbox is acked, for at most ``timeout_s`` seconds (an
+        agent that is shutting down calls this before :meth:`stop`). True when nothing is left unacked.
+        Returns at once when the collector refuses our key; what is left stays in the outbox either way."""
+        t_end = time.monotonic() + max(0.0, timeout_s)
+        self._wake()
+        while True:
+            try:
+                if self.outbox.unacked_count() == 0:
+                    return True
+            except Exception:  # noqa: BLE001 - a closed outbox: nothing more can be sent
+                return False
+            if self._thread is None or not self._thread.is_alive() or self._auth_failed:
+                return False
+            s = self._session
+            if s is not None and s.refused:
+                return False
+            now = time.monotonic()
+            if now >= t_end:
+                return False
+            time.sleep(min(0.02, t_end - now))
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()

@@ -104,6 +104,8 @@ class Store:
             raise StoreError(f"cannot open collector database {self.path}: {str(exc).splitlines()[0]}") from None
         self.conn = self.db.conn
         upd = [c for c in ALERT_COLS if c not in ("alert_id", "received_time", "first_event_time", "disposition", "operator", "disposition_time")]
+        self._event_insert = (
+            f"INSERT OR IGNORE INTO alert_events ({', '.join(EVENT_COLS)}) VALUES ({', '.join('?' * len(EVENT_COLS))})")
         self._alert_upsert = (
             f"INSERT INTO alerts ({', '.join(ALERT_COLS)}) VALUES ({', '.join('?' * len(ALERT_COLS))}) "
             f"ON CONFLICT(alert_id) DO UPDATE SET {', '.join(f'[{c}] = excluded.[{c}]' for c in upd)}")
@@ -192,24 +194,40 @@ class Store:
 
     def _ingest_alerts(self, items: list[Item], now: float, recv: str, feed: list[dict] | None) -> None:
         events = []
-        latest: dict[str, list[Item]] = defaultdict(list)
-        sent_iso: dict[float, str] = {}
+        # the common case, a new alert with one "open" event in the batch, gets its alerts row in the same
+        # pass; every other alert (more events, evidence, a row that may exist) goes the general way below
+        fast: dict[str, tuple] = {}
+        latest: dict[str, list[Item]] = {}
+        per_message: dict[float, tuple] = {}
+        limit = self.skew_limit_s
         for it in items:
             r = it.record
-            st = sent_iso.get(it.sent_time)
-            if st is None:
-                st = sent_iso[it.sent_time] = iso(it.sent_time)
+            g = r.get
+            pm = per_message.get(it.sent_time)
+            if pm is None:
+                skew = round(now - it.sent_time, 3)
+                pm = per_message[it.sent_time] = (iso(it.sent_time), skew, int(abs(skew) > limit))
             if it.text is None:
                 it.text = _dumps(r)
-            events.append((it.agent, it.seq, r["alert_id"], r["event"], it.site, r["receiver"], r["time"], recv,
-                           st, round(now - it.sent_time, 3), r["center_hz"], r["bandwidth_hz"], r.get("snr_db"),
-                           r.get("peak_dbfs"), r.get("severity"), r.get("label"), r.get("session"), it.text))
-            latest[r["alert_id"]].append(it)
-        self.conn.executemany(
-            f"INSERT OR IGNORE INTO alert_events ({', '.join(EVENT_COLS)}) VALUES ({', '.join('?' * len(EVENT_COLS))})", events)
-        # only alerts with an event other than a first "open" can have a row already
-        ids = [a for a, its in latest.items() if len(its) > 1 or its[0].record["event"] != "open"]
+            alert_id = r["alert_id"]
+            event = r["event"]
+            t = r["time"]
+            snr, peak, sev, label, session = g("snr_db"), g("peak_dbfs"), g("severity"), g("label"), g("session")
+            events.append((it.agent, it.seq, alert_id, event, it.site, r["receiver"], t, recv, pm[0], pm[1],
+                           r["center_hz"], r["bandwidth_hz"], snr, peak, sev, label, session, it.text))
+            its = latest.get(alert_id)
+            if its is not None:
+                its.append(it)
+                fast.pop(alert_id, None)
+                continue
+            latest[alert_id] = [it]
+            if event == "open" and not g("evidence"):
+                fast[alert_id] = (alert_id, it.site, r["receiver"], it.agent, t, recv, recv, r["center_hz"],
+                                  r["bandwidth_hz"], snr, peak, label, sev, session, "open", None, None, t, "open", 1,
+                                  g("duration_s"), g("novelty"), pm[1], pm[2], None, None, None, it.text)
+        self.conn.executemany(self._event_insert, events)
         existing: dict[str, dict] = {}
+        ids = [a for a in latest if a not in fast]
         for i in range(0, len(ids), 500):
             chunk = ids[i: i + 500]
             cur = self.conn.execute(f"SELECT * FROM alerts WHERE alert_id IN ({', '.join('?' * len(chunk))})", chunk)
@@ -224,25 +242,21 @@ class Store:
                 for a, sha, path in self.conn.execute(
                         f"SELECT alert_id, sha512, path FROM evidence WHERE alert_id IN ({', '.join('?' * len(chunk))})", chunk):
                     early_evidence[a] = (sha, path)
-        skewed_limit = self.skew_limit_s
         rows = []
+        if early_evidence:
+            for alert_id, (sha, path) in early_evidence.items():
+                row = fast.get(alert_id)
+                if row is not None:
+                    fast[alert_id] = row[:15] + (sha, path) + row[17:]
+        rows.extend(fast.values())
+        if feed is not None:
+            for alert_id in fast:
+                feed.append({**self._annotate(latest[alert_id][0], now, recv), "state": "open"})
         evidence_rows = []
         for alert_id, its in latest.items():
+            if alert_id in fast:
+                continue
             row = existing.get(alert_id)
-            if row is None and len(its) == 1:
-                it = its[0]
-                r = it.record
-                if r["event"] == "open" and not r.get("evidence"):  # the common case: a new alert, one event
-                    skew = round(now - it.sent_time, 3)
-                    ev = early_evidence.get(alert_id, (None, None))
-                    g = r.get
-                    rows.append((alert_id, it.site, r["receiver"], it.agent, r["time"], recv, recv, r["center_hz"],
-                                 r["bandwidth_hz"], g("snr_db"), g("peak_dbfs"), g("label"), g("severity"), g("session"),
-                                 "open", ev[0], ev[1], r["time"], "open", 1, g("duration_s"), g("novelty"), skew,
-                                 int(abs(skew) > skewed_limit), None, None, None, it.text))
-                    if feed is not None:
-                        feed.append({**self._annotate(it, now, recv), "state": "open"})
-                    continue
             if len(its) > 1:
                 its.sort(key=lambda x: x.seq)
             for it in its:
