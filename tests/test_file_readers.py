@@ -56,6 +56,34 @@ def one_line_error(exc: pytest.ExceptionInfo, *needles: str) -> str:
 # round trips
 
 
+def test_blocks_are_read_ahead_in_order_and_the_reader_thread_ends(tmp_path):
+    """iter_blocks reads the next block in a background thread: blocks come in order with their own
+    arrays, a file that shrinks under the reader fails at that block, and stopping early (or at the
+    end) leaves no thread behind."""
+    import threading
+
+    iq = tone(50_000)
+    path = tmp_path / "cap_433.92M_250k.cf32"
+    path.write_bytes(from_iq(iq, "cf32"))
+    rec = open_recording(path)
+    before = threading.active_count()
+    blocks = list(rec.iter_blocks(7000))
+    assert [b.sample_index for b in blocks] == list(range(0, 50_000, 7000))
+    assert np.array_equal(np.concatenate([b.iq for b in blocks]), iq)
+    assert len({id(b.iq) for b in blocks}) == len(blocks)
+    it = rec.iter_blocks(7000)
+    next(it)
+    it.close()
+    assert threading.active_count() == before
+    path.write_bytes(from_iq(iq[:20_000], "cf32"))  # the file shrinks after it was opened
+    got = []
+    with pytest.raises(RecordingError, match="ended early"):
+        for b in rec.iter_blocks(7000):
+            got.append(b.sample_index)
+    assert got == [0, 7000]
+    assert threading.active_count() == before
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_raw_round_trip_each_format(tmp_path, fmt):
     iq = tone(5000)

@@ -132,3 +132,32 @@ def test_the_replay_path_imports_no_heavy_module(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(rec)], capture_output=True, text=True, timeout=120)
     line = [l for l in proc.stderr.splitlines() if l.startswith("HEAVY")]
     assert line == ["HEAVY []"], proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_workers_give_the_same_frames_bit_for_bit(backend):
+    """A second worker runs every other batch of segments in a thread: the batches are the same, so the
+    frames are identical, whatever the block sizes."""
+    raw = raw_cu8(900_000, seed=11)
+    got = {}
+    for workers in (1, 2):
+        eng = WelchFrames(RATE, SpectrumConfig(fft_size=1024), backend=backend, workers=workers)
+        assert eng.workers == workers
+        parts = [eng.push(raw[off: off + 2 * 310_001])[0] for off in range(0, len(raw), 2 * 310_001)]
+        got[workers] = np.concatenate(parts)
+    assert got[1].shape[0] > 30 and np.array_equal(got[1], got[2])
+
+
+def test_default_workers(monkeypatch):
+    monkeypatch.delenv("SDRWATCH_THREADS", raising=False)
+    spectrum.set_default_workers(None)
+    assert spectrum.default_workers() == 1
+    monkeypatch.setenv("SDRWATCH_THREADS", "2")
+    assert WelchFrames(RATE, SpectrumConfig(fft_size=256)).workers == 2
+    monkeypatch.setenv("SDRWATCH_THREADS", "junk")
+    assert spectrum.default_workers() == 1
+    spectrum.set_default_workers(2)
+    try:
+        assert WelchFrames(RATE, SpectrumConfig(fft_size=256)).workers == 2
+    finally:
+        spectrum.set_default_workers(None)

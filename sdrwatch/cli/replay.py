@@ -137,6 +137,22 @@ def _receiver_blocks(src, duration_s: float | None, block_samples: int):
         yield block
 
 
+def _two_cores() -> None:
+    """A replay or a baseline build is one job: the spectrum engine runs every other batch of segments
+    on a second core where the process may use one (``$SDRWATCH_THREADS`` = 1 or 2 overrides)."""
+    import os
+
+    from ..dsp import spectrum
+
+    if os.environ.get("SDRWATCH_THREADS"):
+        return
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    spectrum.set_default_workers(min(2, cores))
+
+
 def _write_line(out, record: dict) -> None:
     out.write(json.dumps(record) + "\n")
     out.flush()
@@ -172,6 +188,8 @@ def replay(recording, baseline_path, out_format, duration_s, rate, freq, sample_
     from ..replay import BLOCK_SAMPLES, make_chain
 
     settings = _settings(fft_size, pfa, margin_db)
+    if not _is_receiver(recording):
+        _two_cores()
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
         raise SdrwatchError(f"--duration {duration_s}: must be a positive number of seconds")
     live = _is_receiver(recording)
@@ -299,6 +317,7 @@ def baseline_build(recording, output, rate, freq, sample_format, fft_size, overw
     rec = _open(recording, rate, freq, sample_format)
     _check_output(out, [Path(recording), *(Path(p) for p in (rec.path, rec.meta_path) if p)],
                   overwrite, "baseline")
+    _two_cores()
     with progress_bar("learning baseline", rec.num_samples) as cb:
         base = learn_baseline(rec, _settings(fft_size), cb)
     path = base.save(out)

@@ -324,6 +324,47 @@ def suppress_dc(power: np.ndarray, dc_bins: int) -> np.ndarray:
     return power
 
 
+@dataclass
+class _Lane:
+    """One worker's buffers: the FFT batch (aligned for FFTW), its powers, and its FFTW plans."""
+
+    spec: np.ndarray
+    pow: np.ndarray
+    plans: dict
+
+
+_WORKERS: dict = {"n": None}
+_POOL: dict = {}
+
+
+def default_workers() -> int:
+    """Workers of a new engine: :func:`set_default_workers`, else ``$SDRWATCH_THREADS`` (1 or 2), else 1.
+    The agent runs one engine per receiver and keeps each to one thread; ``sdrwatch replay`` asks for
+    two where the machine has them."""
+    if _WORKERS["n"] is not None:
+        return _WORKERS["n"]
+    try:
+        return max(1, min(2, int(os.environ.get("SDRWATCH_THREADS", "1"))))
+    except ValueError:
+        return 1
+
+
+def set_default_workers(n: int | None) -> None:
+    """Workers (1 or 2) for engines made from now on; None goes back to ``$SDRWATCH_THREADS`` or 1."""
+    _WORKERS["n"] = None if n is None else max(1, min(2, int(n)))
+
+
+def _pool():
+    """The one background thread that runs the second worker's batches."""
+    with _FFTW_LOCK:
+        pool = _POOL.get("pool")
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = _POOL["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdrwatch-fft")
+    return pool
+
+
 class WelchFrames:
     """Streaming Welch estimator for one tuning: ``push(iq)`` returns the frames completed so far.
 
@@ -332,10 +373,13 @@ class WelchFrames:
     (n_frames, fft_size) float32, fftshifted, scaled as in the module docstring; ``start_index`` is the
     index (in samples since the first push) of the first sample of each frame. A frame spans
     ``(K-1)*hop + fft_size`` samples. Output does not depend on how the input is split into blocks.
-    ``backend`` is ``"scipy"`` or ``"fftw"`` (default: :func:`fft_backend`).
+    ``backend`` is ``"scipy"`` or ``"fftw"`` (default: :func:`fft_backend`). ``workers`` = 2 runs every
+    other batch of segments in a second thread (numpy's loops and the FFT release the GIL), with the
+    same batches, so the same frames bit for bit (default: :func:`default_workers`, 1 unless set).
     """
 
-    def __init__(self, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig(), backend: str | None = None):
+    def __init__(self, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig(), backend: str | None = None,
+                 workers: int | None = None):
         if cfg.fft_size is None:
             cfg = SpectrumConfig(**{**cfg.as_dict(), "fft_size": auto_fft_size(sample_rate_hz)})
         self.cfg = cfg
@@ -352,26 +396,27 @@ class WelchFrames:
         w2 = np.repeat(w.astype(np.float64), 2)  # taps for interleaved float32 (re, im) pairs
         self._w2 = w2.astype(np.float32)
         self._batch = max(1, min(BATCH_SEGMENTS, _BATCH_SAMPLES_MAX // self.n))
-        if self.backend == "fftw":
-            self._spec = _pyfftw().empty_aligned((self._batch, self.n), dtype="complex64")
-            # plans for batch, batch/2, ... 16 rows, each made when first needed: any batch is run as
-            # a few of them (greedy), the last few rows by pocketfft; a plan runs on any aligned run
-            # of rows (update_arrays)
-            rows = self._batch
-            self._plan_rows = []
-            while rows >= min(16, self._batch):
-                self._plan_rows.append(rows)
-                rows //= 2
-            self._plans = {}
-            self._plan = True
-        elif self.backend == "scipy":
-            self._spec = np.empty((self._batch, self.n), dtype=np.complex64)
-            self._plan = None
-        else:
+        if self.backend not in ("fftw", "scipy"):
             raise SdrwatchError(f"unknown FFT backend {self.backend!r} (scipy or fftw)")
-        self._pow = np.empty((self._batch, self.n), dtype=np.float32)
-        self._x = np.empty(0, dtype=np.complex64)  # join buffer, grown by _join and kept across resets
+        # FFTW plans for batch, batch/2, ... 16 rows, each made when first needed: any batch is run as
+        # a few of them (greedy), the last few rows by pocketfft; a plan runs on any aligned run of
+        # rows (update_arrays)
+        rows = self._batch
+        self._plan_rows = []
+        while rows >= min(16, self._batch):
+            self._plan_rows.append(rows)
+            rows //= 2
+        self.workers = max(1, min(2, int(workers if workers is not None else default_workers())))
+        self._lanes = [self._new_lane()]  # a second one when a push first has two batches for two workers
+        self._x = np.empty(0, dtype=np.float32)  # cu8 conversion buffer, grown as needed, kept across resets
         self.reset()
+
+    def _new_lane(self) -> "_Lane":
+        if self.backend == "fftw":
+            spec = _pyfftw().empty_aligned((self._batch, self.n), dtype="complex64")
+        else:
+            spec = np.empty((self._batch, self.n), dtype=np.complex64)
+        return _Lane(spec, np.empty((self._batch, self.n), dtype=np.float32), {})
 
     def reset(self) -> None:
         """Start a new stream (a new dwell): forget the partial segment and frame; every work buffer is
@@ -385,80 +430,128 @@ class WelchFrames:
         """Samples between the starts of consecutive frames."""
         return self.k * self.hop
 
-    def _join(self, data: np.ndarray) -> np.ndarray:
-        """The tail of the last push followed by ``data`` (same kind), in a reused buffer."""
-        if not len(self._tail):
-            return data
-        need = len(self._tail) + len(data)
-        if len(self._x) < need or self._x.dtype != data.dtype:
-            self._x = np.empty(max(need, 2 * len(self._x) if self._x.dtype == data.dtype else need), dtype=data.dtype)
-        x = self._x[:need]
-        x[: len(self._tail)] = self._tail
-        x[len(self._tail):] = data
-        return x
+    def _convert(self, raw: np.ndarray) -> np.ndarray:
+        """Raw cu8 bytes -> complex64 in a reused buffer (the tail kept from it is copied)."""
+        if len(raw) % 2:
+            raise SdrwatchError(f"{len(raw)} cu8 bytes is not a whole number of I/Q pairs")
+        if len(self._x) < len(raw):
+            self._x = np.empty(max(len(raw), 2 * len(self._x)), dtype=np.float32)
+        pairs = self._x[: len(raw)]
+        np.subtract(raw, np.float32(127.5), out=pairs)
+        pairs *= np.float32(1.0 / 127.5)
+        return pairs.view(np.complex64)
 
     def push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iq = np.asarray(iq)
         if iq.dtype == np.uint8:
             # raw cu8: converting once is cheaper than casting inside the windowing step, which reads
             # every sample twice at 50 % overlap
-            if len(iq) % 2:
-                raise SdrwatchError(f"{len(iq)} cu8 bytes is not a whole number of I/Q pairs")
-            iq = _cu8_to_complex(iq)
+            iq = self._convert(iq)
         iq = np.ascontiguousarray(iq, dtype=np.complex64)
-        x = self._join(iq)
-        nsamp = len(x)
+        tail = self._tail
+        nsamp = len(tail) + len(iq)
         base = self._tail_index
         nseg = 0 if nsamp < self.n else (nsamp - self.n) // self.hop + 1
-        power, first_seg = self._segment_frames(x, nseg, base // self.hop)
+        power, first_seg = self._segment_frames(tail, iq, nseg, base // self.hop)
         consumed = nseg * self.hop
-        self._tail = x[consumed:].copy()
+        if consumed >= len(tail):
+            self._tail = iq[consumed - len(tail):].copy()
+        else:
+            self._tail = np.concatenate([tail[consumed:], iq])
         self._tail_index = base + consumed
         power *= self.scale / self.k
         power = np.fft.fftshift(power, axes=-1)
         suppress_dc(power, self.cfg.dc_bins)
         return power, first_seg * self.hop
 
-    def _segment_powers(self, x: np.ndarray, nseg: int):
-        """Yield (first segment, |FFT(w * segment)|^2 rows) for every segment, in cache-sized batches.
-
-        The rows live in a reused buffer: use them before asking for the next batch.
-        """
+    def _rows(self, tail: np.ndarray, data: np.ndarray, nseg: int):
+        """The segments of ``tail`` followed by ``data`` as row views of interleaved (re, im) float32:
+        ``(head, body, nhead)``: segments 0..nhead-1 (those starting in the tail, at most two) are rows
+        of ``head``, a small joined copy; the rest are rows of ``body``, a strided view of ``data``
+        itself (no copy of the block)."""
         n, hop = self.n, self.hop
+        nt = len(tail)
+        nhead = min(nseg, -(-nt // hop))
+        head = body = None
+        if nhead:
+            joined = np.concatenate([tail, data[:n]]).view(np.float32)
+            head = np.lib.stride_tricks.sliding_window_view(joined, 2 * n)[:: 2 * hop]
+        if nseg > nhead:
+            first = nhead * hop - nt  # where segment nhead starts in data
+            body = np.lib.stride_tricks.sliding_window_view(data.view(np.float32)[2 * first:], 2 * n)[:: 2 * hop]
+        return head, body, nhead
+
+    def _segment_powers(self, tail: np.ndarray, data: np.ndarray, nseg: int):
+        """Yield (first segment, |FFT(w * segment)|^2 rows) for every segment of ``tail`` followed by
+        ``data``, in cache-sized batches, in order.
+
+        The rows live in a reused buffer: use them before asking for the next batch. With two
+        workers, odd batches are computed in a second thread while this one computes the even ones.
+        """
         if nseg <= 0:
             return
-        pairs, taps = x.view(np.float32), self._w2
-        # rows of 2n interleaved (re, im) values, one per segment, stepping 2*hop values
-        view = np.lib.stride_tricks.sliding_window_view(pairs, 2 * n)[:: 2 * hop]
-        per_batch = self._batch
-        specf_all = self._spec.view(np.float32)
-        for s in range(0, nseg, per_batch):
-            e = min(nseg, s + per_batch)
-            b = e - s
-            specf = specf_all[:b]
-            np.multiply(view[s:e], taps, out=specf)  # real taps on (re, im) pairs: no complex multiply
-            if self._plan is not None:
-                spec = self._spec[:b]
-                self._fftw_rows(spec)
-            else:
-                spec = _fft_rows(self._spec[:b])
-            sq = spec.view(np.float32)
-            np.multiply(sq, sq, out=sq)
-            pw = self._pow[:b]
-            np.add(sq[:, 0::2], sq[:, 1::2], out=pw)
-            yield s, pw
+        rows = self._rows(tail, data, nseg)
+        per = self._batch
+        starts = range(0, nseg, per)
+        if self.workers < 2 or len(starts) < 2:
+            lane = self._lanes[0]
+            for s in starts:
+                yield s, self._batch_powers(rows, s, min(nseg, s + per), lane)
+            return
+        if len(self._lanes) < 2:
+            self._lanes.append(self._new_lane())
+        a, b = self._lanes[0], self._lanes[1]
+        pool = _pool()
+        for i in range(0, len(starts), 2):
+            s0 = starts[i]
+            fut = None
+            if i + 1 < len(starts):
+                s1 = starts[i + 1]
+                fut = pool.submit(self._batch_powers, rows, s1, min(nseg, s1 + per), b)
+            try:
+                yield s0, self._batch_powers(rows, s0, min(nseg, s0 + per), a)
+            finally:
+                if fut is not None:
+                    fut.exception()  # wait: the other batch is done with its buffers before we go on
+            if fut is not None:
+                yield s1, fut.result()
 
-    def _fftw_rows(self, spec: np.ndarray) -> None:
-        """FFT the rows of ``spec`` (a leading part of the aligned buffer) in place with the FFTW plans."""
+    def _batch_powers(self, rows, s: int, e: int, lane: "_Lane") -> np.ndarray:
+        """|FFT(w * segment)|^2 of segments s..e-1, in ``lane``'s buffers."""
+        head, body, nhead = rows
+        b = e - s
+        specf = lane.spec.view(np.float32)[:b]
+        # real taps on (re, im) pairs, straight into the FFT buffer: no complex multiply
+        taps = self._w2
+        h = max(0, min(e, nhead) - s)
+        if h:
+            np.multiply(head[s:s + h], taps, out=specf[:h])
+        if h < b:
+            np.multiply(body[s + h - nhead:e - nhead], taps, out=specf[h:])
+        spec = lane.spec[:b]
+        if self.backend == "fftw":
+            self._fftw_rows(spec, lane.plans)
+        else:
+            spec = _fft_rows(spec)
+        sq = spec.view(np.float32)
+        np.multiply(sq, sq, out=sq)
+        pw = lane.pow[:b]
+        np.add(sq[:, 0::2], sq[:, 1::2], out=pw)
+        return pw
+
+    def _fftw_rows(self, spec: np.ndarray, plans: dict | None = None) -> None:
+        """FFT the rows of ``spec`` (a leading part of an aligned lane buffer) in place with the FFTW
+        plans of that lane."""
+        plans = self._lanes[0].plans if plans is None else plans
         at, left = 0, len(spec)
         for rows in self._plan_rows:  # largest first
             if left < rows:
                 continue
-            plan = self._plans.get(rows)
+            plan = plans.get(rows)
             if plan is None:
                 # planned on a scratch buffer: FFTW_MEASURE overwrites the array it plans on
                 scratch = _pyfftw().empty_aligned((rows, self.n), dtype="complex64")
-                plan = self._plans[rows] = _fftw_plan(scratch)
+                plan = plans[rows] = _fftw_plan(scratch)
             while left >= rows:
                 part = spec[at:at + rows]
                 plan.update_arrays(part, part)
@@ -467,10 +560,10 @@ class WelchFrames:
         if left:
             spec[at:] = _fft_rows(spec[at:])
 
-    def _segment_frames(self, x: np.ndarray, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frames completed by the segments of ``x`` (sums of K segment powers, unscaled)."""
+    def _segment_frames(self, tail: np.ndarray, data: np.ndarray, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames completed by the segments of ``tail`` + ``data`` (sums of K segment powers, unscaled)."""
         frames, starts = [], []
-        for s, pw in self._segment_powers(x, nseg):
+        for s, pw in self._segment_powers(tail, data, nseg):
             f, st = self._frames.push(pw, first_index + s)
             if len(f):
                 frames.append(f)
@@ -492,13 +585,6 @@ def _fft_rows(spec: np.ndarray) -> np.ndarray:
     return scipy.fft.fft(spec, axis=1, overwrite_x=True)
 
 
-def _cu8_to_complex(raw: np.ndarray) -> np.ndarray:
-    pairs = raw.astype(np.float32)
-    pairs -= np.float32(127.5)
-    pairs *= np.float32(1.0 / 127.5)
-    return pairs.view(np.complex64)
-
-
 def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = SpectrumConfig()) -> np.ndarray:
     """Mean power spectrum (fftshifted, DC handled) of a whole array: the average of all full frames'
     segments. Same scaling as :class:`WelchFrames`."""
@@ -513,7 +599,7 @@ def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = Spect
     for s in range(0, nseg, step):
         e = min(nseg, s + step)
         seg = np.asarray(iq[s * hop : (e - 1) * hop + n], dtype=np.complex64)
-        for _first, pw in eng._segment_powers(seg, e - s):
+        for _first, pw in eng._segment_powers(seg[:0], seg, e - s):
             acc += pw.sum(axis=0, dtype=np.float64)
     p = np.fft.fftshift((acc * (float(eng.scale) / nseg)).astype(np.float32))
     return suppress_dc(p, cfg.dc_bins)

@@ -358,7 +358,14 @@ class Recording:
     def iter_blocks(self, block_samples: int = 262144, captures: Iterable[int] | None = None) -> Iterator[Block]:
         """Blocks of at most ``block_samples`` samples, capture by capture (all, or the given capture
         indices in the given order). A block never crosses a capture boundary; ``sample_index`` is the
-        absolute index in the recording and ``center_hz`` the capture's frequency."""
+        absolute index in the recording and ``center_hz`` the capture's frequency.
+
+        The next block is read and converted in a background thread while the caller works on this
+        one (file reads and numpy's conversion release the GIL, so a second core overlaps them with
+        the caller's work); every block has its own arrays."""
+        return prefetch(self._blocks(block_samples, captures))
+
+    def _blocks(self, block_samples: int, captures: Iterable[int] | None) -> Iterator[Block]:
         block_samples = int(block_samples)
         if block_samples <= 0:
             raise ValueError("block_samples must be positive")
@@ -1148,3 +1155,54 @@ def open_file_source(uri: str, *, loop: bool = False, sample_rate_hz: float | No
     (replay forever), and ``sample_rate_hz``/``center_hz``/``fmt`` as for :func:`open_recording`."""
     rec = open_recording(uri, sample_rate_hz=sample_rate_hz, center_hz=center_hz, fmt=fmt)
     return FileSource(rec, uri, loop=loop)
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+    """``items``, produced ``depth`` ahead in a background thread; an exception raised there is
+    raised here at the same point of the sequence. Closing this generator (or dropping it) stops
+    the thread and closes ``items``."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    break
+            else:
+                put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=run, name="sdrwatch-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
