@@ -353,18 +353,26 @@ def _parse_bands(data: dict, base: Path, file: str) -> tuple[BandConfig, ...]:
     return tuple(out)
 
 
-def _parse_time(value: Any, tz: ZoneInfo, t: _Table, key: str) -> _dt.datetime:
+def aware_datetime(value: Any, tz: _dt.tzinfo) -> _dt.datetime | None:
+    """A TOML date-time or an ISO-8601 string (``Z`` for UTC too) as an aware datetime; one without an
+    offset is in ``tz`` (site-local). None when ``value`` is neither."""
     if isinstance(value, _dt.datetime):
         dt = value
     elif isinstance(value, str):
         try:
             dt = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            t.fail(f"must be an ISO-8601 date and time such as \"2027-06-07T09:00:00+08:00\", not {value!r}", key)
+            return None
     else:
-        t.fail(f"must be a date and time such as \"2027-06-07T09:00:00+08:00\", not {value!r}", key)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=tz)  # a time without offset is site-local
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=tz)
+
+
+def _parse_time(value: Any, tz: ZoneInfo, t: _Table, key: str) -> _dt.datetime:
+    dt = aware_datetime(value, tz)
+    if dt is None:
+        what = "an ISO-8601 date and time" if isinstance(value, str) else "a date and time"
+        t.fail(f"must be {what} such as \"2027-06-07T09:00:00+08:00\", not {value!r}", key)
     return dt
 
 

@@ -147,17 +147,13 @@ def _classes(row: dict, where: str) -> tuple[str, ...]:
 
 
 def _time(value: Any, tz: _dt.tzinfo, where: str) -> float:
-    if isinstance(value, _dt.datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise AllowlistError(f"{where}: 'schedule' times must be ISO-8601 such as \"2027-06-08T14:50:00+08:00\", not {value!r}") from None
-    else:
+    from ..agent.config import aware_datetime
+
+    dt = aware_datetime(value, tz)
+    if dt is None:
+        if isinstance(value, str):
+            raise AllowlistError(f"{where}: 'schedule' times must be ISO-8601 such as \"2027-06-08T14:50:00+08:00\", not {value!r}")
         raise AllowlistError(f"{where}: 'schedule' times must be ISO-8601 strings, not {value!r}")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=tz)
     return dt.timestamp()
 
 

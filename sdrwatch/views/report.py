@@ -106,8 +106,9 @@ def resolve_evidence(path: str | None, roots: Sequence[Path]) -> Path | None:
     return None
 
 
-def sha512_file(path: Path) -> str:
-    h = hashlib.sha512()
+def file_digest(path: Path, algorithm: str = "sha512") -> str:
+    """Hex digest of a file's bytes (read 1 MiB at a time): SHA-512 for evidence, SHA-256 for seals."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
@@ -221,7 +222,7 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         found = resolve_evidence(a.get("evidence_path") or row.get("path"), roots)
         state = "not at the collector"
         if found is not None:
-            state = "matches" if sha512_file(found) == sha else "DIFFERS"
+            state = "matches" if file_digest(found) == sha else "DIFFERS"
         a["evidence_file"] = found
         evidence.append({"alert_id": a["alert_id"], "site": a.get("site"), "path": a.get("evidence_path") or row.get("path"),
                          "bytes": row.get("bytes"), "sha512": sha, "state": state, "file": found})

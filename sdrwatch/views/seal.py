@@ -70,14 +70,6 @@ def records_fingerprint(files: dict) -> str:
     return hashlib.sha256(canonical({k: v for k, v in sorted(files.items()) if k != REPORT})).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def snapshot_db(db_path: str | Path, out: Path) -> Path:
     """A consistent copy of a (possibly live, WAL) SQLite database through the online backup API."""
     db_path = Path(db_path)
@@ -132,7 +124,7 @@ def key_fingerprint(public_pem: bytes) -> str:
 def seal(db_path: str | Path, session: str, out: str | Path, keys_dir: str | Path, *, evidence_roots: Sequence[Path] = (),
          spectrum_logs: dict | None = None, report_copy: str | Path | None = None) -> SealResult:
     """Seal one session's records into ``out`` (see the module docstring)."""
-    from .report import load_report_data, write_report
+    from .report import file_digest, load_report_data, write_report
 
     out = Path(out)
     if not (out.name.endswith(".tar") or out.name.endswith(".tar.gz") or out.name.endswith(".tgz")):
@@ -161,10 +153,10 @@ def seal(db_path: str | Path, session: str, out: str | Path, keys_dir: str | Pat
         files = {}
         for p in sorted(stage.rglob("*")):
             if p.is_file():
-                files[p.relative_to(stage).as_posix()] = {"sha256": _sha256_file(p), "bytes": p.stat().st_size}
+                files[p.relative_to(stage).as_posix()] = {"sha256": file_digest(p, "sha256"), "bytes": p.stat().st_size}
         fingerprint = records_fingerprint(files)
         write_report(snap, session, stage / REPORT, fingerprint=fingerprint, evidence_roots=[stage / "evidence"], spectrum_logs=spectrum_logs)
-        files[REPORT] = {"sha256": _sha256_file(stage / REPORT), "bytes": (stage / REPORT).stat().st_size}
+        files[REPORT] = {"sha256": file_digest(stage / REPORT, "sha256"), "bytes": (stage / REPORT).stat().st_size}
         if report_copy is not None:  # the sealed report (with its fingerprint) beside the archive too
             from .plots import write_atomically
 
