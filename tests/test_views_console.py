@@ -120,6 +120,15 @@ def test_pilot_rows_render_and_a_typed_disposition_reaches_the_database(live):
             live["agents"][0].send(S.alert("school-12", "school-12-rx0-c0ffee000003", 169.0625e6, severity=0.75, label="pager-fsk"))
             await _until(pilot, lambda: alerts.row_count >= 4, what="the live alert")
             assert alerts.coordinate_to_cell_key((0, 0)).row_key.value == "school-12-rx0-c0ffee000003"  # newest first
+            # a gate remote the band plan covers: logged with its entry, not counted as an open alert
+            sites = late.query_one("#sites")
+            await _until(pilot, lambda: _cells(sites, "school-12")[7] == "3", what="school-12's open alerts")
+            live["agents"][0].send({**S.alert("school-12", "school-12-rx0-c0ffee000004", 433.92e6, severity=0.06, label="ism-remote"),
+                                    "covered_by": "bandplan:srd-315-433"})
+            await _until(pilot, lambda: alerts.row_count >= 5, what="the logged emission")
+            assert _cells(alerts, "school-12-rx0-c0ffee000004")[8] == "logged (bandplan:srd-315-433)"
+            late.redraw()
+            assert _cells(sites, "school-12")[7] == "3"
             # 'p' draws the selected alert on its receiver's latest spectrum snapshot
             import numpy as np
             from sdrwatch.net.schema import spectrum_record
@@ -139,7 +148,7 @@ def test_pilot_rows_render_and_a_typed_disposition_reaches_the_database(live):
 
 def test_log_lines_when_stdout_is_not_a_terminal(live):
     a12 = live["agents"][0]
-    a12.send({**S.alert("school-12", "school-12-rx0-c0ffee000003", 433.92e6, severity=0.06, label="ism-remote"),
+    a12.send({**S.alert("school-12", "school-12-rx0-c0ffee000004", 433.92e6, severity=0.06, label="ism-remote"),
               "covered_by": "bandplan:srd-315-433"})  # a gate remote the band plan covers
     a12.wait_sent()
     proc = subprocess.run([sys.executable, "-c", "from sdrwatch.cli import main; main()", "console", "--connect", live["endpoint"],
