@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -60,7 +61,7 @@ def test_report_opens_in_chromium_with_every_alert_and_prints_one_section_per_pa
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)
     assert summary["alerts"] == 3 and summary["without_disposition"] == 1 and summary["faults"] == 1 and summary["evidence"] == 1
-    assert summary["logged"] == 1
+    assert summary["logged"] == 2
     text = out.read_text()
     assert "http://" not in text and "https://" not in text and "<script" not in text  # self-contained
     dom = dump_dom(out)
@@ -78,15 +79,18 @@ def test_report_opens_in_chromium_with_every_alert_and_prints_one_section_per_pa
     ev = dom.split('id="evidence-table"')[1]
     assert "matches" in ev and ALERTS[0][0] in ev
     assert "Not sealed" in dom
-    aid = LOGGED[0]
-    assert f'id="alert-{aid}"' not in dom and aid not in "".join(dom.split('class="page top-alert"')[1:])
+    for aid, *_ in LOGGED:
+        assert f'id="alert-{aid}"' not in dom and aid not in "".join(dom.split('class="page top-alert"')[1:])
     alert_table = dom.split('id="alert-table"')[1].split("</table>")[0]
-    assert "433.9200" not in alert_table and "ism-remote" not in alert_table
-    row = dom.split(f'id="logged-{aid}"')[1].split("</tr>")[0]
-    assert LOGGED_BY in row and "433.9200" in row and "ism-remote" in row and "school-07" in row
+    assert "433.92" not in alert_table and "ism-remote" not in alert_table
+    logged = dom.split('id="logged-table"')[1].split("</table>")[0]
+    assert logged.count('class="logged"') == 1  # the two presses are one row: 2 times, first and last, longest, strongest
+    row = logged.split('id="logged-1"')[1].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells == ["school-07 / rx0", "433.9205", "20.0", "ism-remote", LOGGED_BY, "2", "08:04:10", "08:08:00", "60.0", "16.5"], cells
     school07 = sites.split("<td>school-07</td>")[1].split("</tr>")[0]
-    assert school07.endswith('<td class="num">1</td><td class="num">1</td>'), school07  # one alert, one logged
-    assert "<b>1</b>logged, not alerted" in dom and "<b>3</b>alerts" in dom
+    assert school07.endswith('<td class="num">1</td><td class="num">2</td>'), school07  # one alert, two logged
+    assert "<b>2</b>logged, not alerted" in dom and "<b>3</b>alerts" in dom
     assert report.pdf_pages(pdf) == 3 + 3  # summary, alerts, three top alerts, evidence
 
     con = sqlite3.connect(db)  # one alert left: one top-alert page

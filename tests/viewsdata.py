@@ -26,8 +26,9 @@ ALERTS = (
     ("school-12-rx0-0f0e0d0c0b0a", "school-12", "rx0", 400.0, 169.0625e6, 6.0e3, 11.0, "pager-fsk", 0.75, "open", 30.0),
     ("school-07-rx0-77aa88bb99cc", "school-07", "rx0", 200.0, 144.330e6, 3.0e3, 7.5, "unknown", 0.3, "closed", 1.5),
 )
-#: a gate remote the band plan covers (logged, not alerted), added by make_collector_db(logged=True); same fields
-LOGGED = ("school-07-rx0-5a5a5a5a5a5a", "school-07", "rx0", 250.0, 433.92e6, 20.0e3, 14.0, "ism-remote", 0.06, "closed", 60.0)
+#: a gate remote the band plan covers (logged, not alerted), pressed twice; added by make_collector_db(logged=True); same fields
+LOGGED = (("school-07-rx0-5a5a5a5a5a5a", "school-07", "rx0", 250.0, 433.92e6, 20.0e3, 14.0, "ism-remote", 0.06, "closed", 60.0),
+          ("school-07-rx0-6b6b6b6b6b6b", "school-07", "rx0", 480.0, 433.921e6, 10.0e3, 16.5, "ism-remote", 0.06, "closed", 2.0))
 LOGGED_BY = "bandplan:srd-315-433"
 DISPOSITIONS = (
     ("school-12-rx0-a1b2c3d4e5f6", "li.wei", "cheating", "room 3, seat 14: earpiece and receiver taken", 300.0),
@@ -38,8 +39,8 @@ DISPOSITIONS = (
 def make_collector_db(path: Path, evidence_dir: Path | None = None, *, with_spectra: bool = True, logged: bool = False) -> Path:
     """A collector database with three sites, one session, three alerts (two with dispositions),
     health records (heartbeats and an antenna fault at school-03) and, if ``evidence_dir`` is given,
-    SigMF evidence files referenced by the alerts. ``logged``: also the emission LOGGED, which
-    carries ``covered_by`` as the agent sends it."""
+    SigMF evidence files referenced by the alerts. ``logged``: also the emissions LOGGED, which
+    carry ``covered_by`` as the agent sends it."""
     import sqlite_utils
 
     db = sqlite_utils.Database(path)
@@ -56,12 +57,12 @@ def make_collector_db(path: Path, evidence_dir: Path | None = None, *, with_spec
     if evidence_dir is not None:
         evidence = make_evidence(evidence_dir)
     rows, events = [], []
-    for seq, (aid, site, rx, t, c, bw, snr, label, sev, state, dur) in enumerate(ALERTS + ((LOGGED,) if logged else ()), 1):
+    for seq, (aid, site, rx, t, c, bw, snr, label, sev, state, dur) in enumerate(ALERTS + (LOGGED if logged else ()), 1):
         ev = evidence.get(aid)
         record = {"type": "alert", "alert_id": aid, "event": "close" if state == "closed" else "update", "site": site, "receiver": rx,
                   "time": at(t), "session": SESSION, "center_hz": c, "bandwidth_hz": bw, "snr_db": snr, "peak_dbfs": -40.0,
                   "label": label, "severity": sev, "duration_s": dur, "novelty": "new", "reasons": []}
-        if aid == LOGGED[0]:
+        if aid in {x[0] for x in LOGGED}:
             record["covered_by"] = LOGGED_BY
         if ev:
             record["evidence"] = ev

@@ -335,6 +335,26 @@ def _disposition_cell(a: dict) -> str:
     return f'<b>{_e(name)}</b>{note}'
 
 
+def logged_groups(logged: Sequence[dict]) -> list[dict]:
+    """Logged emissions grouped by site, receiver, covering entry, class and frequency (5 kHz steps),
+    so a gate remote pressed all day is one row: how many times, first and last onset, the longest,
+    the strongest. Ordered by site, then first onset."""
+    groups: dict[tuple, list[dict]] = {}
+    for a in logged:
+        key = (a.get("site"), a.get("receiver"), a.get("covered_by"), a.get("label"), round(float(a.get("center_hz") or 0.0) / 5e3))
+        groups.setdefault(key, []).append(a)
+    out = []
+    for (site, receiver, entry, label, _), rows in groups.items():
+        times = [a["t"] for a in rows if a.get("t") is not None]
+        out.append({"site": site, "receiver": receiver, "covered_by": entry, "label": label, "count": len(rows),
+                    "center_hz": float(np.median([float(a.get("center_hz") or 0.0) for a in rows])),
+                    "bandwidth_hz": max(float(a.get("bandwidth_hz") or 0.0) for a in rows),
+                    "first": min(times, default=None), "last": max(times, default=None),
+                    "longest_s": max((a["duration_s"] for a in rows if isinstance(a.get("duration_s"), (int, float))), default=None),
+                    "snr_db": max((a["snr_db"] for a in rows if isinstance(a.get("snr_db"), (int, float))), default=None)})
+    return sorted(out, key=lambda g: (str(g["site"]), g["first"] or 0.0))
+
+
 def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | None = None) -> str:
     sev_counts = {name: 0 for _, name, _ in plots.SEVERITY_LEVELS}
     for a in data.alerts:
@@ -403,15 +423,17 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
         out.append('<p class="none">no alert in this session</p>')
     out.append('<h3>Logged, not alerted</h3>')
     if data.logged:
-        out.append('<p class="sub">Emissions the band plan or a declared emitter (<code>[[declare]]</code>) covers: kept on record with '
-                   'the entry that covers them; they need no disposition.</p>'
-                   '<table id="logged-table"><thead><tr><th>time (UTC)</th><th>site / receiver</th><th class="num">MHz</th><th class="num">kHz</th>'
-                   '<th class="num">SNR dB</th><th>class</th><th>covered by</th><th class="num">seconds</th><th>alert</th></tr></thead><tbody>')
-        for a in data.logged:
-            out.append(f'<tr class="logged" id="logged-{_e(a["alert_id"])}"><td>{_e(_hms(a["t"]))}</td><td>{_e(a.get("site"))} / {_e(a.get("receiver"))}</td>'
-                       f'<td class="num">{_num((a.get("center_hz") or 0) / 1e6, ".4f")}</td><td class="num">{_num((a.get("bandwidth_hz") or 0) / 1e3, ".1f")}</td>'
-                       f'<td class="num">{_num(a.get("snr_db"), ".1f")}</td><td>{_e(a.get("label"))}</td><td>{_e(a["covered_by"])}</td>'
-                       f'<td class="num">{_num(a.get("duration_s"), ".1f")}</td><td class="mono">{_e(a["alert_id"])}</td></tr>')
+        out.append(f'<p class="sub">{len(data.logged)} emission(s) the band plan or a declared emitter (<code>[[declare]]</code>) covers, '
+                   'kept on record with the entry that covers them (they need no disposition); one row per site, entry, class and frequency.</p>'
+                   '<table id="logged-table"><thead><tr><th>site / receiver</th><th class="num">MHz</th><th class="num">kHz</th><th>class</th>'
+                   '<th>covered by</th><th class="num">times</th><th>first (UTC)</th><th>last (UTC)</th><th class="num">longest s</th>'
+                   '<th class="num">SNR dB</th></tr></thead><tbody>')
+        for i, g in enumerate(logged_groups(data.logged)):
+            out.append(f'<tr class="logged" id="logged-{i + 1}"><td>{_e(g["site"])} / {_e(g["receiver"])}</td>'
+                       f'<td class="num">{_num(g["center_hz"] / 1e6, ".4f")}</td><td class="num">{_num(g["bandwidth_hz"] / 1e3, ".1f")}</td>'
+                       f'<td>{_e(g["label"])}</td><td>{_e(g["covered_by"])}</td><td class="num">{g["count"]}</td>'
+                       f'<td>{_e(_hms(g["first"]))}</td><td>{_e(_hms(g["last"]))}</td><td class="num">{_num(g["longest_s"], ".1f")}</td>'
+                       f'<td class="num">{_num(g["snr_db"], ".1f")}</td></tr>')
         out.append("</tbody></table>")
     else:
         out.append('<p class="none">nothing covered by the band plan or a declared emitter in this session</p>')
