@@ -58,6 +58,8 @@ UPLINK_DRAIN_S = 5.0
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0
 #: factories loaded if their module exists: "module:attribute", called as factory(rx_context)
 HOOK_FACTORIES = ("sdrwatch.agent.health:HealthMonitor", "sdrwatch.agent.evidence:EvidenceRecorder")
+#: a pass aims this much under priority_revisit_s (share of it): room for a retune slower than measured
+REVISIT_MARGIN = 0.03
 #: dwells remembered for mapping sample-clock times to the wall clock
 TIME_MAP_DWELLS = 20000
 
@@ -353,28 +355,35 @@ class ReceiverWorker(threading.Thread):
                 self._lose(exc)
 
     def _passes(self):
-        """The plan's hops pass after pass, keeping the priority revisit: when passes take longer
-        than planned (a backend's retunes cost more than its profile says, or processing between
-        dwells), fewer background hops go into the next pass (never more than planned, at least
-        one). The per-hop overhead is measured on the receiver's clock (block timestamps)."""
+        """The plan's hops pass after pass, keeping the priority revisit: each pass is every priority
+        hop, then background hops (where the last pass left off) for as long as the next one still
+        ends the pass within ``priority_revisit_s`` less :data:`REVISIT_MARGIN` (never more than
+        planned, at least one). Time is the receiver's clock (block timestamps), so what retunes and
+        processing between dwells really cost (an rtl_tcp link's drain, a hop's first visit) shortens
+        the pass it happens in; a background hop's cost (retune, overhead and dwell) is a running
+        average of the ones measured."""
         p = self.plan
         n_bg, k_plan = len(p.background), p.background_per_pass
-        target = self.config.sweep.priority_revisit_s
-        k, cursor, overhead = k_plan, 0, None
+        deadline = self.config.sweep.priority_revisit_s * (1.0 - REVISIT_MARGIN)
+        cursor, bg_cost = 0, None
         while True:
-            hops = list(p.priority) + [p.background[(cursor + j) % n_bg] for j in range(k)] if n_bg else list(p.priority)
-            cursor = (cursor + k) % n_bg if n_bg else 0
-            t0 = self.stats.last_ts
-            yield from hops
-            t1 = self.stats.last_ts
-            if not (p.priority and n_bg and t0 is not None and t1 is not None and t1 > t0):
+            start = self.stats.last_ts  # the end of the previous pass's final dwell
+            yield from p.priority
+            if not n_bg:
                 continue
-            took = t1 - t0  # from the end of the last pass's final dwell to the end of this one's
-            ovh = max(0.0, (took - sum(h.dwell_s for h in hops)) / len(hops))
-            overhead = ovh if overhead is None else 0.8 * overhead + 0.2 * ovh
-            prio = sum(overhead + h.dwell_s for h in p.priority)
-            fit = int((target - prio) // (overhead + p.background[0].dwell_s)) if target > prio else 1
-            k = max(1, min(k_plan, fit))
+            if start is None:  # the first pass: from its first sample
+                start = self.stats.first_ts
+            k = 0
+            while k < k_plan:
+                now = self.stats.last_ts
+                if k and p.priority and bg_cost is not None and now is not None and start is not None and now - start + bg_cost > deadline:
+                    break
+                yield p.background[cursor]
+                cursor = (cursor + 1) % n_bg
+                k += 1
+                after = self.stats.last_ts
+                if now is not None and after is not None and after > now:
+                    bg_cost = after - now if bg_cost is None else 0.7 * bg_cost + 0.3 * (after - now)
             with self.lock:
                 self.stats.background_per_pass = k
 

@@ -103,6 +103,9 @@ class Emission:
         }
 
 
+_EMPTY_HITS = np.empty((5, 0))
+
+
 def _merge_sorted(a: np.ndarray, b: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
     """Merge intervals sorted by start whose gap to the running end is at most ``gap``."""
     if not len(a):
@@ -116,12 +119,17 @@ def _merge_sorted(a: np.ndarray, b: np.ndarray, gap: float) -> tuple[np.ndarray,
 
 
 class _Hits:
-    """Detections of one track at one scale: recent ones in full, older ones summarised."""
+    """Detections of one track at one scale: recent ones in full, older ones summarised.
 
-    __slots__ = ("chunks", "n", "ivs_strong", "ivs_all", "s_pw", "s_mg", "s_bw")
+    The recent ones live in one growable (5, capacity) float64 buffer (t0, t1, power, margin, bw or
+    nan), 40 bytes a detection: a list of per-batch slices would cost an array header per column and
+    batch (about 0.5 kB per detection at one detection per batch) and keep each batch's arrays alive.
+    """
+
+    __slots__ = ("buf", "n", "ivs_strong", "ivs_all", "s_pw", "s_mg", "s_bw")
 
     def __init__(self):
-        self.chunks: list[tuple[np.ndarray, ...]] = []  # (t0, t1, power, margin, bw or nan)
+        self.buf = _EMPTY_HITS
         self.n = 0
         self.ivs_strong = np.zeros((0, 2))
         self.ivs_all = np.zeros((0, 2))
@@ -130,20 +138,26 @@ class _Hits:
         self.s_bw = np.zeros(0)
 
     def add(self, cols: tuple[np.ndarray, ...]) -> None:
-        self.chunks.append(cols)
-        self.n += len(cols[0])
+        k = len(cols[0])
+        need = self.n + k
+        if need > self.buf.shape[1]:  # grow by doubling, to just past the cap at most
+            grown = np.empty((5, max(need, min(2 * self.buf.shape[1], HIT_CAP + 64), 16)))
+            grown[:, : self.n] = self.buf[:, : self.n]
+            self.buf = grown
+        for row, col in zip(self.buf, cols):
+            row[self.n:need] = col
+        self.n = need
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        if len(self.chunks) > 1:
-            self.chunks = [tuple(np.concatenate(c) for c in zip(*self.chunks))]
-        if not self.chunks:
+        """The recent detections as five arrays (views: valid until the next :meth:`add`)."""
+        if not self.n:
             z = np.zeros(0)
             return z, z, z, z, z
-        return self.chunks[0]
+        return tuple(self.buf[:, : self.n])
 
     def absorb(self, other: "_Hits") -> None:
-        self.chunks.extend(other.chunks)
-        self.n += other.n
+        if other.n:
+            self.add(other.arrays())
         self.ivs_strong = np.concatenate([self.ivs_strong, other.ivs_strong])
         self.ivs_all = np.concatenate([self.ivs_all, other.ivs_all])
         self.s_pw = np.concatenate([self.s_pw, other.s_pw])
@@ -153,7 +167,7 @@ class _Hits:
     def summarise(self, floor_dbfs: float, gap_s: float) -> None:
         """Fold the recent detections into the summary (module docstring)."""
         t0, t1, pw, mg, bw = self.arrays()
-        self.chunks, self.n = [], 0
+        self.n = 0  # the buffer is kept for what comes next (the views above are copied below first)
         order = np.argsort(t0, kind="stable")
         t0, t1, pw, mg, bw = t0[order], t1[order], pw[order], mg[order], bw[order]
         strong = pw >= floor_dbfs
