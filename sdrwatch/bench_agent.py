@@ -270,8 +270,8 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     ``warmup_s`` (open tracks, detectors and buffers set up) and at the end; "flat" is the end
     against after the warm-up. ``trace``: from the warm-up on, :mod:`tracemalloc` (one frame) follows
     every Python and numpy allocation, so the traced growth says how much of the RSS growth is the
-    program's own objects (the rest is the allocator); it slows the run several times. At the end
-    ``malloc_trim(0)`` shows how much freed heap the allocator still held."""
+    program's own objects (the rest is the allocator); it slows the run several times. After the
+    last sample ``malloc_trim(0)`` shows how much freed heap the allocator was holding."""
     import gc
     import tracemalloc
     from dataclasses import replace
@@ -305,6 +305,8 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
                     cur, peak = tracemalloc.get_traced_memory()
                     traced["mb"], traced["peak_mb"] = cur / 2**20, peak / 2**20
                     traced["overhead_mb"] = tracemalloc.get_tracemalloc_memory() / 2**20
+                if t >= seconds - 10.0 and "trim_mb" not in traced:  # the last sample: what the allocator holds
+                    traced["trim_mb"] = _malloc_trim()
 
     rss_before = _rss_mb()
     with tempfile.TemporaryDirectory(prefix="sdrwatch-bench-agent-") as tmp:
@@ -321,7 +323,7 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
             tracemalloc.stop()
         wall = time.perf_counter() - t0
         rss_end = _rss_mb()
-        trimmed = _malloc_trim()
+    trimmed = traced.get("trim_mb", 0.0)
     if len(samples) < 3 or samples[-1][0] <= warmup_s:
         return [Measurement("agent memory growth", None, "%", skipped=f"run too short for a {warmup_s:g} s warm-up")]
     ts = np.array([t for t, _ in samples])
@@ -337,7 +339,7 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     return [Measurement(f"agent memory growth over {seconds / 60:g} min, 150-emitter hop", float(growth), "%",
                         f"within 10 % (end against after a {warmup_s:g} s warm-up)", bool(abs(growth) <= 10.0),
                         f"{what}: RSS {samples[0][1]:.0f} MB at the start, {warm:.0f} MB after {warmup_s:g} s, {end:.0f} MB at the end "
-                        f"(peak {rss.max():.0f} MB; second half {late:+.1f} %){tr}; malloc_trim gave back {trimmed:.1f} MB; "
+                        f"(peak {rss.max():.0f} MB; second half {late:+.1f} %){tr}; malloc_trim at the end gave back {trimmed:.1f} MB; "
                         f"{events['n']} events; {seconds / wall:.1f}x real time",
                         {"rss_start_mb": round(samples[0][1], 1), "rss_warm_mb": round(warm, 1), "rss_end_mb": round(end, 1),
                          "rss_before_agent_mb": round(rss_before, 1), "rss_after_run_mb": round(rss_end, 1),

@@ -172,3 +172,27 @@ def test_schedule_sessions_and_weights():
     t = at(2027, 6, 6, 23, 30).timestamp()
     assert s.moment(t).phase == "eve"
     assert s.as_records()[0] == {"name": "chinese", "start": "2027-06-07T01:00:00Z", "end": "2027-06-07T03:30:00Z"}
+
+
+def test_a_whole_tuner_baseline_capture_keeps_a_bounded_share_of_frames_per_hop():
+    """The learner's default (4000 frames a hop) over ~960 background hops would hold 12 GB: a capture
+    gives priority hops the default and the background what is left of CAPTURE_KEEP_MB."""
+    from sdrwatch.agent.loop import CAPTURE_KEEP_MB, CAPTURE_MIN_FRAMES, capture_keep_frames
+    from sdrwatch.dsp.chain import BaselineLearner, Settings
+    from sdrwatch.radio.base import Block
+
+    r = build_plan(cfg()).receivers[0]
+    frame_bytes = 4 * 768
+    keep = capture_keep_frames(r, frame_bytes)
+    assert all(keep[round(h.center_hz)] == 4000 for h in r.priority)
+    bg = {keep[round(h.center_hz)] for h in r.background}
+    assert len(bg) == 1 and CAPTURE_MIN_FRAMES <= bg.pop() < 100
+    assert sum(keep.values()) * frame_bytes <= CAPTURE_KEEP_MB * 2**20
+    # a small plan keeps the default everywhere; the learner gives each hop its own limit
+    small = replace(r, background=r.background[:3])
+    assert set(capture_keep_frames(small, frame_bytes).values()) == {4000}
+    learner = BaselineLearner(2.4e6, Settings(), max_frames_for={round(101e6): 7})
+    for c in (100e6, 101e6):
+        learner.push(Block(np.zeros(120000, np.complex64), c, 2.4e6, 0 if c == 100e6 else 120000))
+    assert learner._builders[round(101e6)].max_frames == 7 and learner._builders[round(100e6)].max_frames == 4000
+    assert len(learner._builders[round(101e6)]._keep) == 7

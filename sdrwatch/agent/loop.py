@@ -829,6 +829,23 @@ class _LearnerSink:
         return ()
 
 
+#: a baseline capture keeps frames of every hop for its percentiles (a reservoir sample of the whole
+#: capture): priority hops up to the learner's default, the background hops share what is left of
+#: this budget per receiver (MB), at least CAPTURE_MIN_FRAMES each
+CAPTURE_KEEP_MB = 256.0
+CAPTURE_MIN_FRAMES = 50
+
+
+def capture_keep_frames(rp: ReceiverPlan, frame_bytes: int, default: int = 4000) -> dict[int, int]:
+    """Frames kept per hop (``round(center_hz)`` -> frames) for a capture of ``rp``: a whole-tuner
+    background (about 960 hops at 2.4 MS/s) at the learner's default would hold 12 GB."""
+    prio = {round(h.center_hz): default for h in rp.priority}
+    left = CAPTURE_KEEP_MB * 2**20 - len(prio) * default * frame_bytes
+    n_bg = max(1, len(rp.background))
+    bg = int(min(default, max(CAPTURE_MIN_FRAMES, left / n_bg / max(1, frame_bytes))))
+    return {**{round(h.center_hz): bg for h in rp.background}, **prio}
+
+
 def capture_baselines(config, duration_s: float, *, source_options: dict | None = None,
                       progress: Callable[[float], None] | None = None, stop: threading.Event | None = None) -> tuple[dict, SweepPlan]:
     """Sweep the site's plan for ``duration_s`` seconds of every receiver's samples into the one
@@ -850,6 +867,7 @@ def capture_baselines(config, duration_s: float, *, source_options: dict | None 
         rp = plan.receiver(rc.name)
         settings = helper._settings(rp)
         learner = BaselineLearner(rc.sample_rate_hz, settings)
+        learner.max_frames_for = capture_keep_frames(rp, learner.frame_bytes, learner.max_frames)
         w = ReceiverWorker(config, rc, rp, _LearnerSink(learner), emit=emit, duration_s=duration_s, stop=stop,
                            source=sources.get(rc.name), source_options=source_options)
         w.learner = learner

@@ -145,9 +145,11 @@ class BaselineLearner:
     """The one baseline learner: blocks of any hop in, a :class:`~sdrwatch.baseline.Baseline` out.
     Visits of one frequency (repeated sweeps) share its statistics. ``max_frames``: frames per hop
     kept for the percentiles (a reservoir beyond that): 4000 frames of 1024 bins are 16 MB per hop,
-    so a plan of hundreds of hops wants fewer."""
+    so a plan of hundreds of hops wants fewer; ``max_frames_for`` maps ``round(center_hz)`` to a
+    hop's own limit (``sdrwatch.agent.loop.capture_keep_frames``)."""
 
-    def __init__(self, sample_rate_hz: float, settings: Settings = Settings(), max_frames: int = 4000):
+    def __init__(self, sample_rate_hz: float, settings: Settings = Settings(), max_frames: int = 4000,
+                 max_frames_for: dict[int, int] | None = None):
         self.sample_rate_hz = float(sample_rate_hz)
         self.settings = settings.resolved_for(sample_rate_hz)
         self._eng = WelchFrames(sample_rate_hz, self.settings.spectrum)
@@ -155,6 +157,14 @@ class BaselineLearner:
         self._builders: dict[int, HopStatsBuilder] = {}
         self._current: int | None = None
         self.max_frames = int(max_frames)
+        self.max_frames_for = dict(max_frames_for or {})
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes one kept frame of a hop takes (float32 per kept bin)."""
+        spec = self.settings.spectrum
+        keep = kept_bins(spec.fft_size, spec.crop or 0.0)
+        return 4 * (keep.stop - keep.start)
 
     def push(self, block) -> None:
         _check_rate(block, self.sample_rate_hz)
@@ -163,7 +173,7 @@ class BaselineLearner:
         if front is None:
             front = self._fronts[key] = _Front(block.center_hz, self.sample_rate_hz, self.settings.spectrum, self._eng)
             self._builders[key] = HopStatsBuilder(front.center_hz, front.freq_hz, self._eng.k_eff, self.settings.detector.scales,
-                                                  max_frames=self.max_frames)
+                                                  max_frames=self.max_frames_for.get(key, self.max_frames))
         if self._current is not None and self._current != key:
             self._end(self._current)
         if front.active and not front.follows(block):
