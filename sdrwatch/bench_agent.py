@@ -8,7 +8,7 @@
   ``sdrwatch simulate --rtl-tcp`` in real time, and the agent's CPU for that receiver (share of one core).
 - :func:`measure_memory`: agent memory over a simulated run of a crowded 150-emitter hop (noise-floor
   mode, so every emitter is tracked), fast: RSS at the start, after a one-minute warm-up and at the
-  end (target: end within 10 % of after the warm-up), and the growth tracemalloc traces meanwhile.
+  end (target: end within 10 % of after the warm-up), beside the memory tracemalloc traces.
 
 ``run(quick=False, report=None, stage=None)`` runs all three (``sdrwatch bench`` can call it);
 ``python -m sdrwatch.bench_agent [--quick]`` prints them as JSON lines.
@@ -268,10 +268,11 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     IQ ring, the outbox in a temporary state directory); else the bare chain. RSS is sampled every
     10 s of the run: at the start (the scene's IQ loaded, the agent not yet started), after
     ``warmup_s`` (open tracks, detectors and buffers set up) and at the end; "flat" is the end
-    against after the warm-up. ``trace``: from the warm-up on, :mod:`tracemalloc` (one frame) follows
-    every Python and numpy allocation, so the traced growth says how much of the RSS growth is the
-    program's own objects (the rest is the allocator); it slows the run several times. After the
-    last sample ``malloc_trim(0)`` shows how much freed heap the allocator was holding."""
+    against after the warm-up. ``trace``: from the agent's start, :mod:`tracemalloc` (one frame)
+    follows every Python and numpy allocation, so the traced memory is the program's own objects and
+    arrays; traced growth as large as the RSS growth is the program's, RSS growing with traced flat
+    would be the allocator. After the last sample ``malloc_trim(0)`` shows how much freed heap glibc
+    was holding."""
     import gc
     import tracemalloc
     from dataclasses import replace
@@ -285,9 +286,9 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     iq = np.concatenate([scene.render(CENTER_HZ, RATE_HZ, p, min(1 << 18, n - p)) for p in range(0, n, 1 << 18)])
     del scene  # the emitters' cached waveforms (about 130 MB) are the renderer's, not the agent's
     gc.collect()
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float]] = []  # (run time s, RSS MB, traced MB or nan)
     events = {"n": 0}
-    traced: dict[str, float] = {}
+    end: dict[str, float] = {}
 
     class Probe(AgentHook):
         def __init__(self, rx):
@@ -297,18 +298,14 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
             events["n"] += len(evs)
             t = block.time_s
             if t >= self.next_s:
-                samples.append((t, _rss_mb()))
                 self.next_s = t + 10.0
-                if trace and t >= warmup_s and not tracemalloc.is_tracing():
-                    tracemalloc.start(1)
-                if tracemalloc.is_tracing():
-                    cur, peak = tracemalloc.get_traced_memory()
-                    traced["mb"], traced["peak_mb"] = cur / 2**20, peak / 2**20
-                    traced["overhead_mb"] = tracemalloc.get_tracemalloc_memory() / 2**20
-                if t >= seconds - 10.0 and "trim_mb" not in traced:  # the last sample: what the allocator holds
-                    traced["trim_mb"] = _malloc_trim()
+                traced = tracemalloc.get_traced_memory()[0] / 2**20 if tracemalloc.is_tracing() else float("nan")
+                samples.append((t, _rss_mb(), traced))
+                if t >= seconds - 10.0 and "trim_mb" not in end:  # the last sample: freed heap glibc holds
+                    end["trim_mb"] = _malloc_trim()
+                    if tracemalloc.is_tracing():
+                        end["overhead_mb"] = tracemalloc.get_tracemalloc_memory() / 2**20
 
-    rss_before = _rss_mb()
     with tempfile.TemporaryDirectory(prefix="sdrwatch-bench-agent-") as tmp:
         p = Path(tmp) / "site.toml"
         p.write_text(SITE.format(state=tmp, uri="rtl_tcp://127.0.0.1:1"))
@@ -316,39 +313,39 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
         cfg = replace(cfg, bands=(BandConfig("crowded", CENTER_HZ - 0.9e6, CENTER_HZ + 0.9e6, True),))
         agent = Agent(cfg, outbox_path=None if deployed else False, load_default_hooks=deployed, hooks=[Probe],
                       sources={"rx0": LoopSource({CENTER_HZ: iq}, RATE_HZ)})
+        if trace:
+            tracemalloc.start(1)
         t0 = time.perf_counter()
         try:
             agent.run(duration_s=seconds)
         finally:
             tracemalloc.stop()
         wall = time.perf_counter() - t0
-        rss_end = _rss_mb()
-    trimmed = traced.get("trim_mb", 0.0)
     if len(samples) < 3 or samples[-1][0] <= warmup_s:
         return [Measurement("agent memory growth", None, "%", skipped=f"run too short for a {warmup_s:g} s warm-up")]
-    ts = np.array([t for t, _ in samples])
-    rss = np.array([m for _, m in samples])
+    ts, rss, tr = (np.array(c) for c in zip(*samples))
     i_warm = int(np.searchsorted(ts, warmup_s))
-    warm, end = float(rss[i_warm]), float(rss[-1])
     i_mid = int(np.searchsorted(ts, 0.5 * (ts[i_warm] + ts[-1])))
-    growth = 100.0 * (end - warm) / warm
-    late = 100.0 * (end - float(rss[i_mid])) / float(rss[i_mid])
+    warm, last = float(rss[i_warm]), float(rss[-1])
+    growth = 100.0 * (last - warm) / warm
+    late = 100.0 * (last - float(rss[i_mid])) / float(rss[i_mid])
     what = "agent with health, evidence and outbox" if deployed else "bare chain"
-    tr = (f"; Python-traced growth since the warm-up {traced['mb']:.1f} MB (tracemalloc's own {traced['overhead_mb']:.1f} MB)"
-          if "mb" in traced else "")
+    traced = {}
+    txt = ""
+    if trace:
+        traced = {"traced_warm_mb": round(float(tr[i_warm]), 1), "traced_end_mb": round(float(tr[-1]), 1),
+                  "traced_growth_mb": round(float(tr[-1] - tr[i_warm]), 1), "tracemalloc_overhead_mb": round(end.get("overhead_mb", 0.0), 1)}
+        txt = (f"; traced Python+numpy {tr[i_warm]:.0f} MB after the warm-up, {tr[-1]:.0f} MB at the end "
+               f"({tr[-1] - tr[i_warm]:+.1f} MB against RSS {last - warm:+.1f} MB)")
     return [Measurement(f"agent memory growth over {seconds / 60:g} min, 150-emitter hop", float(growth), "%",
                         f"within 10 % (end against after a {warmup_s:g} s warm-up)", bool(abs(growth) <= 10.0),
-                        f"{what}: RSS {samples[0][1]:.0f} MB at the start, {warm:.0f} MB after {warmup_s:g} s, {end:.0f} MB at the end "
-                        f"(peak {rss.max():.0f} MB; second half {late:+.1f} %){tr}; malloc_trim at the end gave back {trimmed:.1f} MB; "
-                        f"{events['n']} events; {seconds / wall:.1f}x real time",
-                        {"rss_start_mb": round(samples[0][1], 1), "rss_warm_mb": round(warm, 1), "rss_end_mb": round(end, 1),
-                         "rss_before_agent_mb": round(rss_before, 1), "rss_after_run_mb": round(rss_end, 1),
-                         "second_half_growth_pct": round(late, 2), "traced_growth_mb": round(traced["mb"], 2) if "mb" in traced else None,
-                         "traced_peak_mb": round(traced["peak_mb"], 2) if "mb" in traced else None,
-                         "tracemalloc_overhead_mb": round(traced["overhead_mb"], 2) if "mb" in traced else None,
-                         "malloc_trim_mb": round(trimmed, 1), "deployed": deployed,
-                         "rss_mb": [[round(float(t)), round(float(x), 1)] for t, x in zip(ts, rss)][:: max(1, len(rss) // 30)],
-                         "x_realtime": round(seconds / wall, 2)})]
+                        f"{what}: RSS {rss[0]:.0f} MB at the start, {warm:.0f} MB after {warmup_s:g} s, {last:.0f} MB at the end "
+                        f"(peak {rss.max():.0f} MB; second half {late:+.1f} %){txt}; malloc_trim at the end gave back "
+                        f"{end.get('trim_mb', 0.0):.1f} MB; {events['n']} events; {seconds / wall:.1f}x real time",
+                        {"rss_start_mb": round(float(rss[0]), 1), "rss_warm_mb": round(warm, 1), "rss_end_mb": round(last, 1),
+                         "second_half_growth_pct": round(late, 2), **traced, "malloc_trim_mb": round(end.get("trim_mb", 0.0), 1),
+                         "deployed": deployed, "x_realtime": round(seconds / wall, 2),
+                         "rss_mb": [[round(float(t)), round(float(x), 1)] for t, x in zip(ts, rss)][:: max(1, len(rss) // 30)]})]
 
 
 def run(quick: bool = False, report=None, stage=None) -> list[Measurement]:

@@ -341,3 +341,15 @@ def test_passes_keep_the_revisit_when_retunes_cost_more_than_planned(tmp_path):
     # unadapted a pass would take 0.18 + 10 x 0.13 = 1.48 s; adapted: 6 background hops, 0.96 s
     assert beat["background_per_pass"] == 6
     assert beat["revisit_s"] <= 1.0 * 1.02
+
+
+def test_the_agent_can_return_freed_heap_to_the_system():
+    """The agent trims glibc's arenas every TRIM_S (numpy temporaries freed by the receiver threads)."""
+    import sys as _sys
+
+    from sdrwatch.agent.loop import TRIM_S, heap_trimmer
+
+    trim = heap_trimmer()
+    if not _sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    assert trim is not None and trim() in (0, 1) and 0 < TRIM_S <= 60

@@ -60,12 +60,29 @@ RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0
 HOOK_FACTORIES = ("sdrwatch.agent.health:HealthMonitor", "sdrwatch.agent.evidence:EvidenceRecorder")
 #: a pass aims this much under priority_revisit_s (share of it): room for a retune slower than measured
 REVISIT_MARGIN = 0.03
+#: seconds between returns of freed heap to the system (:func:`heap_trimmer`)
+TRIM_S = 10.0
 #: dwells remembered for mapping sample-clock times to the wall clock
 TIME_MAP_DWELLS = 20000
 
 
 class AgentError(SdrwatchError):
     """The agent cannot start: a baseline that does not fit the plan, no state directory, ..."""
+
+
+def heap_trimmer() -> Callable[[], int] | None:
+    """glibc's ``malloc_trim(0)`` (None where there is no glibc). The numpy temporaries of the
+    receiver threads are freed into glibc's arenas, which keep them (about 90 MB for a crowded hop)
+    until trimmed; the agent trims every :data:`TRIM_S`."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: fn(0)
 
 
 # ----------------------------------------------------------------------------------------------- hooks
@@ -755,6 +772,7 @@ class Agent:
         for w in self.workers:
             w.start()
         next_beat = time.monotonic() + self.heartbeat_s
+        trim, next_trim = heap_trimmer(), time.monotonic() + TRIM_S
         try:
             while any(w.is_alive() for w in self.workers):
                 self._drain(0.1)
@@ -762,6 +780,9 @@ class Agent:
                     next_beat += self.heartbeat_s
                     for w in self.workers:
                         self.emit(self._with_uplink(w.heartbeat()))
+                if trim is not None and time.monotonic() >= next_trim:
+                    next_trim = time.monotonic() + TRIM_S
+                    trim()
             if self._stop.is_set():
                 self.summary.stopped_by = "signal"
         except KeyboardInterrupt:
