@@ -19,6 +19,7 @@ EXPECTED = {
     "psd_vs_welch": "x",
     "psd_fftw": "Msps",
     "psd_fftw_vs_reference": "x",
+    "psd_fftw_2_workers": "Msps",
     "startup_help": "s",
     "startup_replay_0.1s": "s",
     "process_replay_noise_floor": "x real time",
@@ -37,7 +38,7 @@ EXPECTED = {
     "false_alarms_noise_floor": "emissions",
 }
 #: may be skipped (no simulator benchmark; not enough disk for the large file)
-OPTIONAL = {"sim_render", "large_replay_peak_rss", "large_replay", "psd_fftw", "psd_fftw_vs_reference"}
+OPTIONAL = {"sim_render", "large_replay_peak_rss", "large_replay", "psd_fftw", "psd_fftw_vs_reference", "psd_fftw_2_workers"}
 #: measurements the chain's and the agent's benchmark modules add, when present
 EXTRA_PREFIXES = ("crowded_", "agent")
 

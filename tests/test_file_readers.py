@@ -56,11 +56,16 @@ def one_line_error(exc: pytest.ExceptionInfo, *needles: str) -> str:
 # round trips
 
 
-def test_blocks_are_read_ahead_in_order_and_the_reader_thread_ends(tmp_path):
-    """iter_blocks reads the next block in a background thread: blocks come in order with their own
-    arrays, a file that shrinks under the reader fails at that block, and stopping early (or at the
-    end) leaves no thread behind."""
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_blocks_are_read_ahead_in_order_and_the_reader_thread_ends(tmp_path, monkeypatch, read_ahead):
+    """iter_blocks reads the next long block in a background thread (short ones in the caller's):
+    blocks come in order with their own arrays, a file that shrinks under the reader fails at that
+    block, and stopping early (or at the end) leaves no thread behind."""
     import threading
+
+    from sdrwatch.radio import file as file_mod
+
+    monkeypatch.setattr(file_mod, "PREFETCH_MIN_SAMPLES", 1000 if read_ahead else 10**9)
 
     iq = tone(50_000)
     path = tmp_path / "cap_433.92M_250k.cf32"

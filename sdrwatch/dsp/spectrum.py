@@ -326,10 +326,9 @@ def suppress_dc(power: np.ndarray, dc_bins: int) -> np.ndarray:
 
 @dataclass
 class _Lane:
-    """One worker's buffers: the FFT batch (aligned for FFTW), its powers, and its FFTW plans."""
+    """One worker's buffers: the FFT batch (aligned for FFTW, squared in place) and its FFTW plans."""
 
     spec: np.ndarray
-    pow: np.ndarray
     plans: dict
 
 
@@ -395,6 +394,8 @@ class WelchFrames:
         self.backend = backend or fft_backend()
         w2 = np.repeat(w.astype(np.float64), 2)  # taps for interleaved float32 (re, im) pairs
         self._w2 = w2.astype(np.float32)
+        # for raw cu8 the 1/127.5 of the conversion rides on the taps: (u - 127.5) * (w / 127.5)
+        self._w2_cu8 = (w2 / 127.5).astype(np.float32)
         self._batch = max(1, min(BATCH_SEGMENTS, _BATCH_SAMPLES_MAX // self.n))
         if self.backend not in ("fftw", "scipy"):
             raise SdrwatchError(f"unknown FFT backend {self.backend!r} (scipy or fftw)")
@@ -416,13 +417,15 @@ class WelchFrames:
             spec = _pyfftw().empty_aligned((self._batch, self.n), dtype="complex64")
         else:
             spec = np.empty((self._batch, self.n), dtype=np.complex64)
-        return _Lane(spec, np.empty((self._batch, self.n), dtype=np.float32), {})
+        return _Lane(spec, {})
 
     def reset(self) -> None:
         """Start a new stream (a new dwell): forget the partial segment and frame; every work buffer is
         kept, so a sweep does not allocate per dwell."""
         self._tail = np.zeros(0, dtype=np.complex64)
         self._tail_index = 0  # stream index of the first sample of _tail
+        self._tail_raw = False  # _tail in cu8 steps (u - 127.5), not full scale
+        self._taps = self._w2
         self._frames = GroupSum(self.k)
 
     @property
@@ -431,23 +434,28 @@ class WelchFrames:
         return self.k * self.hop
 
     def _convert(self, raw: np.ndarray) -> np.ndarray:
-        """Raw cu8 bytes -> complex64 in a reused buffer (the tail kept from it is copied)."""
+        """Raw cu8 bytes -> complex64 samples in units of one step, centred (u - 127.5), in a reused
+        buffer (the tail kept from it is copied); the 1/127.5 is in the cu8 taps."""
         if len(raw) % 2:
             raise SdrwatchError(f"{len(raw)} cu8 bytes is not a whole number of I/Q pairs")
         if len(self._x) < len(raw):
             self._x = np.empty(max(len(raw), 2 * len(self._x)), dtype=np.float32)
         pairs = self._x[: len(raw)]
         np.subtract(raw, np.float32(127.5), out=pairs)
-        pairs *= np.float32(1.0 / 127.5)
         return pairs.view(np.complex64)
 
     def push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iq = np.asarray(iq)
-        if iq.dtype == np.uint8:
+        raw = iq.dtype == np.uint8
+        if raw:
             # raw cu8: converting once is cheaper than casting inside the windowing step, which reads
             # every sample twice at 50 % overlap
             iq = self._convert(iq)
         iq = np.ascontiguousarray(iq, dtype=np.complex64)
+        if raw != self._tail_raw:  # the stream changed kind: the tail follows it
+            self._tail = self._tail * np.float32(127.5 if raw else 1.0 / 127.5)
+            self._tail_raw = raw
+        self._taps = self._w2_cu8 if raw else self._w2
         tail = self._tail
         nsamp = len(tail) + len(iq)
         base = self._tail_index
@@ -517,12 +525,13 @@ class WelchFrames:
                 yield s1, fut.result()
 
     def _batch_powers(self, rows, s: int, e: int, lane: "_Lane") -> np.ndarray:
-        """|FFT(w * segment)|^2 of segments s..e-1, in ``lane``'s buffers."""
+        """The squares of the (re, im) parts of FFT(w * segment) for segments s..e-1, interleaved as
+        (segments, 2 * fft_size) float32, in ``lane``'s buffer."""
         head, body, nhead = rows
         b = e - s
         specf = lane.spec.view(np.float32)[:b]
         # real taps on (re, im) pairs, straight into the FFT buffer: no complex multiply
-        taps = self._w2
+        taps = self._taps
         h = max(0, min(e, nhead) - s)
         if h:
             np.multiply(head[s:s + h], taps, out=specf[:h])
@@ -535,9 +544,7 @@ class WelchFrames:
             spec = _fft_rows(spec)
         sq = spec.view(np.float32)
         np.multiply(sq, sq, out=sq)
-        pw = lane.pow[:b]
-        np.add(sq[:, 0::2], sq[:, 1::2], out=pw)
-        return pw
+        return sq
 
     def _fftw_rows(self, spec: np.ndarray, plans: dict | None = None) -> None:
         """FFT the rows of ``spec`` (a leading part of an aligned lane buffer) in place with the FFTW
@@ -563,14 +570,17 @@ class WelchFrames:
     def _segment_frames(self, tail: np.ndarray, data: np.ndarray, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames completed by the segments of ``tail`` + ``data`` (sums of K segment powers, unscaled)."""
         frames, starts = [], []
-        for s, pw in self._segment_powers(tail, data, nseg):
-            f, st = self._frames.push(pw, first_index + s)
+        for s, sq in self._segment_powers(tail, data, nseg):
+            # frames sum the squares of (re, im) over their K segments; |X|^2 = re^2 + im^2 is then
+            # one add per frame rather than one per segment
+            f, st = self._frames.push(sq, first_index + s)
             if len(f):
                 frames.append(f)
                 starts.append(st)
         if not frames:
             return np.zeros((0, self.n), dtype=np.float32), np.zeros(0, dtype=np.int64)
-        return np.concatenate(frames), np.concatenate(starts)
+        sq = frames[0] if len(frames) == 1 else np.concatenate(frames)
+        return np.add(sq[:, 0::2], sq[:, 1::2]), np.concatenate(starts)
 
 
 def _fft_rows(spec: np.ndarray) -> np.ndarray:
@@ -594,14 +604,14 @@ def welch_psd(iq: np.ndarray, sample_rate_hz: float, cfg: SpectrumConfig = Spect
     nseg = 0 if len(iq) < n else (len(iq) - n) // hop + 1
     if nseg == 0:
         return np.zeros(n, dtype=np.float32)
-    acc = np.zeros(n, dtype=np.float64)
+    acc = np.zeros(2 * n, dtype=np.float64)  # squares of (re, im), summed
     step = max(1, (BATCH_SEGMENTS * n) // hop)
     for s in range(0, nseg, step):
         e = min(nseg, s + step)
         seg = np.asarray(iq[s * hop : (e - 1) * hop + n], dtype=np.complex64)
-        for _first, pw in eng._segment_powers(seg[:0], seg, e - s):
-            acc += pw.sum(axis=0, dtype=np.float64)
-    p = np.fft.fftshift((acc * (float(eng.scale) / nseg)).astype(np.float32))
+        for _first, sq in eng._segment_powers(seg[:0], seg, e - s):
+            acc += sq.sum(axis=0, dtype=np.float64)
+    p = np.fft.fftshift(((acc[0::2] + acc[1::2]) * (float(eng.scale) / nseg)).astype(np.float32))
     return suppress_dc(p, cfg.dc_bins)
 
 

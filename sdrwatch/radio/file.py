@@ -362,8 +362,12 @@ class Recording:
 
         The next block is read and converted in a background thread while the caller works on this
         one (file reads and numpy's conversion release the GIL, so a second core overlaps them with
-        the caller's work); every block has its own arrays."""
-        return prefetch(self._blocks(block_samples, captures))
+        the caller's work), when blocks are long (:data:`PREFETCH_MIN_SAMPLES`); every block has its
+        own arrays."""
+        blocks = self._blocks(block_samples, captures)
+        if min(int(block_samples), max((c.sample_count for c in self.captures), default=0)) < PREFETCH_MIN_SAMPLES:
+            return blocks  # short blocks (a sweep's dwells): handing them between threads costs more than it saves
+        return prefetch(blocks)
 
     def _blocks(self, block_samples: int, captures: Iterable[int] | None) -> Iterator[Block]:
         block_samples = int(block_samples)
@@ -1158,6 +1162,8 @@ def open_file_source(uri: str, *, loop: bool = False, sample_rate_hz: float | No
 
 
 _DONE = object()
+#: blocks shorter than this are read in the caller's thread
+PREFETCH_MIN_SAMPLES = 1 << 18
 
 
 def prefetch(items: Iterator, depth: int = 1) -> Iterator:
