@@ -51,8 +51,13 @@ def test_alert_evidence_verifies_and_replays_to_the_same_emission(tmp_path, sim_
         assert verify_evidence(ref["path"]) == []
         found = detect(open_recording(ref["path"]))
         assert any(abs(e.center_hz - alert["center_hz"]) < 5e3 for e in found), [(e.center_hz, e.label) for e in found]
-        time.sleep(3)
-        later = [r for _, r in run.records if r.get("type") == "alert" and r["alert_id"] == ref["alert_id"] and "evidence" in r]
+        # the alert's later events carry the same reference (waited for up to 3 s)
+        end = time.monotonic() + 3
+        while True:
+            later = [r for _, r in list(run.records) if r.get("type") == "alert" and r["alert_id"] == ref["alert_id"] and "evidence" in r]
+            if later or time.monotonic() > end:
+                break
+            time.sleep(0.1)
         assert not later or later[0]["evidence"]["sha512"] == ref["sha512"]
     finally:
         run.stop()
