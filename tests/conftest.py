@@ -41,23 +41,37 @@ def full_tmpfs(make_tmpfs):
     return make_tmpfs("16k", "full")
 
 
+def _sim_servers(directory: Path):
+    servers = []
+
+    def start(scene, port: int = 0) -> SimServer:
+        if isinstance(scene, str) and "\n" in scene:
+            path = directory / f"scene{len(servers)}.toml"
+            path.write_text(scene)
+            scene = path
+        server = SimServer(scene, directory, port)
+        servers.append(server)
+        return server
+
+    return start, servers
+
+
 @pytest.fixture()
 def sim_server(tmp_path):
     """``sim_server(scene, port=0) -> SimServer``: ``sdrwatch simulate --rtl-tcp`` as a real process,
     serving when it returns (``.port``, ``.uri``, ``.kill()``, ``.start()`` again on the same port).
     ``scene``: a scene's TOML text, or a scene file (with an optional ``?t0=S``). Every server started
     is stopped at the end of the test."""
-    servers = []
+    start, servers = _sim_servers(tmp_path)
+    yield start
+    for server in servers:
+        server.stop()
 
-    def start(scene, port: int = 0) -> SimServer:
-        if isinstance(scene, str) and "\n" in scene:
-            path = tmp_path / f"scene{len(servers)}.toml"
-            path.write_text(scene)
-            scene = path
-        server = SimServer(scene, tmp_path, port)
-        servers.append(server)
-        return server
 
+@pytest.fixture(scope="module")
+def module_sim_server(tmp_path_factory):
+    """As ``sim_server``, for servers a whole test module shares (stopped after its last test)."""
+    start, servers = _sim_servers(tmp_path_factory.mktemp("sim"))
     yield start
     for server in servers:
         server.stop()

@@ -31,10 +31,18 @@ def run(cfg: Path):
     return res.exit_code, {(i["item"], i.get("center_hz")): i for i in items}, items
 
 
-@pytest.fixture()
-def server(sim_server):
-    """``server(scene_text) -> port`` of a simulator serving it."""
-    return lambda text: sim_server(text).port
+@pytest.fixture(scope="module")
+def server(module_sim_server):
+    """``server(scene_text) -> port`` of a simulator serving it, one per scene for the whole module
+    (each check connects, tunes, reads and leaves, as rtl_tcp serves one client at a time)."""
+    ports: dict[str, int] = {}
+
+    def get(text: str) -> int:
+        if text not in ports:
+            ports[text] = module_sim_server(text).port
+        return ports[text]
+
+    return get
 
 
 @pytest.mark.timeout(120)
