@@ -35,35 +35,14 @@ from .radio.base import Block, Source, SourceInfo
 CHEAT_HZ = 220.25e6
 KEY_S = 30.0
 
-SITE = """
-[site]
-id = "bench-site"
-timezone = "UTC"
-state_dir = "{state}"
+#: the bench site's sweep: the scenes' two priority bands only, one pass a second
+SWEEP = {"dwell_s": 0.1, "priority_revisit_s": 1.0, "background": "none"}
 
-[[receiver]]
-name = "rx0"
-uri = "{uri}"
-sample_rate_hz = 2.4e6
-gain_db = 29.7
 
-[[band]]
-name = "pager-169"
-start_hz = 168.5e6
-stop_hz = 170.3e6
-priority = true
+def _site(state: str, uri: str) -> str:
+    from .agent.config import site_config_toml
 
-[[band]]
-name = "voice-220"
-start_hz = 219.4e6
-stop_hz = 221.2e6
-priority = true
-
-[sweep]
-dwell_s = 0.1
-priority_revisit_s = 1.0
-background = "none"
-"""
+    return site_config_toml("bench-site", uri, state_dir=state, sweep=SWEEP)
 
 
 def _cli() -> list[str]:
@@ -117,14 +96,14 @@ def measure_latency(trials: int = 3) -> list[Measurement]:
     planned = None
     with tempfile.TemporaryDirectory(prefix="sdrwatch-bench-agent-") as tmp:
         cap = Path(tmp) / "cap.toml"
-        cap.write_text(SITE.format(state=tmp, uri=f"sim:{scene}?realtime=0"))
+        cap.write_text(_site(tmp, f"sim:{scene}?realtime=0"))
         bases, _plan = capture_baselines(load_config(cap), 10.0)
         for i in range(trials):
             lead_s = 5.0 + i / max(1, trials)  # the cheater keys this long after the connection, at varied phases
             server, port = _serve(scene, KEY_S - lead_s)
             try:
                 p = Path(tmp) / "live.toml"
-                p.write_text(SITE.format(state=tmp, uri=f"rtl_tcp://127.0.0.1:{port}"))
+                p.write_text(_site(tmp, f"rtl_tcp://127.0.0.1:{port}"))
                 cfg = load_config(p)
                 arrivals: dict[str, float] = {}
 
@@ -308,7 +287,7 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
 
     with tempfile.TemporaryDirectory(prefix="sdrwatch-bench-agent-") as tmp:
         p = Path(tmp) / "site.toml"
-        p.write_text(SITE.format(state=tmp, uri="rtl_tcp://127.0.0.1:1"))
+        p.write_text(_site(tmp, "rtl_tcp://127.0.0.1:1"))
         cfg = load_config(p)
         cfg = replace(cfg, bands=(BandConfig("crowded", CENTER_HZ - 0.9e6, CENTER_HZ + 0.9e6, True),))
         agent = Agent(cfg, outbox_path=None if deployed else False, load_default_hooks=deployed, hooks=[Probe],

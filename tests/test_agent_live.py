@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdrwatch.agent.config import load_config
+from sdrwatch.agent.config import SCENE_BANDS, BandConfig, load_config, site_config_toml
 from sdrwatch.agent.layers import diff_layers, load_layer
 from sdrwatch.agent.loop import Agent, AgentHook
 from sdrwatch.net import schema
@@ -34,44 +34,11 @@ T0 = 20.0  # scene start offset of the agent's run
 KEY_S = 30.0  # the cheater keys at this scene time
 CLI = [sys.executable, "-c", "from sdrwatch.cli import main; main()"]
 
-CONFIG = """
-[site]
-id = "test-school"
-timezone = "Asia/Shanghai"
-state_dir = "state"
-
-[[receiver]]
-name = "rx0"
-uri = "{uri}"
-sample_rate_hz = 2.4e6
-gain_db = 29.7
-
-[[band]]
-name = "pager-169"
-start_hz = 168.5e6
-stop_hz = 170.3e6
-priority = true
-
-[[band]]
-name = "voice-220"
-start_hz = 219.4e6
-stop_hz = 221.2e6
-priority = true
-
-[sweep]
-dwell_s = 0.1
-priority_revisit_s = 1.0
-background = "none"
-
-[[session]]
-name = "chinese"
-start = "{start}"
-end = "{end}"
-"""
-
-
-def write_config(path: Path, uri: str, session_start: dt.datetime) -> Path:
-    path.write_text(CONFIG.format(uri=uri, start=session_start.isoformat(), end=(session_start + dt.timedelta(hours=2)).isoformat()))
+def write_config(path: Path, uri: str, session_start: dt.datetime, **options) -> Path:
+    """The test site: the scene's two priority bands, one pass a second, one 2 h session "chinese"."""
+    path.write_text(site_config_toml("test-school", uri, timezone="Asia/Shanghai",
+                                     sweep={"dwell_s": 0.1, "priority_revisit_s": 1.0, "background": "none"},
+                                     sessions=[("chinese", session_start, session_start + dt.timedelta(hours=2))], **options))
     return path
 
 
@@ -281,9 +248,8 @@ def test_the_same_scene_in_process_gives_the_same_alert(site, tmp_path):
 
 def test_agent_refuses_a_baseline_that_does_not_fit_and_a_missing_layer(site, tmp_path):
     d, _ = site
-    cfg = write_config(tmp_path / "other.toml", f"sim:{SCENE}?realtime=0", dt.datetime.now(dt.timezone.utc))
-    text = cfg.read_text().replace("start_hz = 219.4e6", "start_hz = 300e6").replace("stop_hz = 221.2e6", "stop_hz = 301.8e6")
-    cfg.write_text(text.replace('state_dir = "state"', f'state_dir = "{d / "state"}"'))
+    cfg = write_config(tmp_path / "other.toml", f"sim:{SCENE}?realtime=0", dt.datetime.now(dt.timezone.utc), state_dir=d / "state",
+                       bands=(SCENE_BANDS[0], BandConfig("voice-220", 300e6, 301.8e6, True)))
     r = subprocess.run(CLI + ["agent", "--config", str(cfg), "--duration", "1", "--baseline", "pre-session"],
                        capture_output=True, text=True, env=env(), timeout=120)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "has no hop at 300.9000 MHz" in r.stderr, r.stderr
