@@ -197,3 +197,68 @@ def test_mutated_records_are_refused_or_valid(rec, key, value):
         assert "\n" not in str(exc)
     else:
         assert schema.validate(out) is out
+
+
+tricky_values = (st.floats() | st.integers() | st.booleans() | st.none() | st.text(max_size=12) | json_values
+                 | st.sampled_from(["a\nb", "x" * 4097, "open", "close", T, "2026-13-01T08:00:00Z", 1e11, 1e12, -0.0, 2**53, 2**64]))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records | st.sampled_from(EXAMPLES), st.data())
+def test_the_fast_check_never_passes_what_validate_refuses(rec, data):
+    """The per-type fast checks the collector uses answer True only for records validate() accepts, and
+    check_fast() gives the same verdict and the same error line as validate()."""
+    req, opt = schema.SPECS[rec["type"]]
+    names = st.sampled_from(sorted({*req, *opt, "type", "v", "extra_field"}))
+    mutated = dict(rec)
+    for key, value in data.draw(st.lists(st.tuples(names, tricky_values), min_size=1, max_size=3)):
+        mutated[key] = value
+    for key in data.draw(st.lists(names, max_size=1)):
+        mutated.pop(key, None)
+    try:
+        schema.validate(dict(mutated))
+        ok, err = True, None
+    except SchemaError as exc:
+        ok, err = False, str(exc)
+    t = mutated.get("type")
+    fast = schema.FAST_CHECKS.get(t) if isinstance(t, str) else None
+    if fast is not None and fast(mutated):
+        assert ok, f"fast check passed a record validate() refuses: {err}"
+    try:
+        schema.check_fast(mutated)
+        assert ok
+    except SchemaError as exc:
+        assert not ok and str(exc) == err
+
+
+TRICKY = [None, True, False, 0, -1, 1, 2, 2**53, 2**64, 0.0, -0.0, 0.5, 1.0, 1.5, -3.5, 1e11, 1e12, float("nan"),
+          float("inf"), "", "x", "a\nb", "a\rb", "x" * 4097, "x" * 70, "open", "close", "ack", "heartbeat", "Bad Kind",
+          T, "2026-13-01T08:00:00Z", "2026-06-01T08:00:00", "ab" * 64, [], ["in_band"], ["a\nb"], [1], {}, {"sha512": SHA, "bytes": 1},
+          {"receiver": "rx0"}, [{"receiver": "rx0", "revisit_s": 1.0}], [{"name": "m", "start": T}]]
+
+
+@pytest.mark.parametrize("rtype", sorted(schema.FAST_CHECKS))
+def test_the_fast_check_agrees_with_validate_field_by_field(rtype):
+    """Every field of every fast-checked type set to each tricky value (and removed): the fast check
+    never passes a record validate() refuses."""
+    base = next(r for r in EXAMPLES if r["type"] == rtype)
+    req, opt = schema.SPECS[rtype]
+    for field in sorted({*req, *opt, "type", "v", "extra_field", "y" * 65}):
+        for value in [*TRICKY, "missing"]:
+            rec = dict(base)
+            if value == "missing":
+                rec.pop(field, None)
+            else:
+                rec[field] = value
+            try:
+                schema.validate(dict(rec))
+                ok = True
+            except SchemaError:
+                ok = False
+            assert ok or not schema.FAST_CHECKS[rtype](rec), (field, value)
+
+
+def test_the_fast_check_takes_the_common_records():
+    for rec in EXAMPLES:
+        if rec["type"] in schema.FAST_CHECKS:
+            assert schema.FAST_CHECKS[rec["type"]](rec), rec["type"]
