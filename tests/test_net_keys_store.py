@@ -150,6 +150,20 @@ def test_store_flags_clock_skew_and_tracks_online_offline(tmp_path):
     assert st.db["sites"].get("s1")["online"] == 0 and st.db["receivers"].get(("s1", "rx0"))["online"] == 0
     sites = st.sites()
     assert sites[0]["site"] == "s1" and [r["receiver"] for r in sites[0]["receivers"]] == ["rx0", "rx1"]
+    # back, then a receiver lost and regained: every transition is one presence row, in order
+    lost = {**beat, "kind": "receiver_lost", "receiver": "rx1", "severity": 1.0, "message": "rx1 lost"}
+    del lost["receivers"]
+    regained = {**lost, "kind": "receiver_regained", "severity": 0.0, "message": "rx1 back"}
+    st.ingest(items("s1", "s1", [beat], seq0=10, sent=now + 4), now=now + 4)
+    st.ingest(items("s1", "s1", [lost], seq0=20, sent=now + 5), now=now + 5)
+    st.ingest([Item("s1", 50, "s1", "agent", now + 6, regained)], now=now + 6)
+    got = [(r["site"], r["receiver"], r["online"], r["reason"]) for r in st.db["presence"].rows_where(order_by="id")]
+    assert got == [("s1", None, 1, "heard"), ("s1", "rx0", 1, "heard"), ("s1", "rx1", 1, "heard"),
+                   ("s1", None, 0, "silent"), ("s1", "rx0", 0, "silent"), ("s1", "rx1", 0, "silent"),
+                   ("s1", None, 1, "heard"), ("s1", "rx0", 1, "heard"), ("s1", "rx1", 1, "heard"),
+                   ("s1", "rx1", 0, "receiver_lost"), ("s1", "rx1", 1, "receiver_regained")]
+    times = [r["time"] for r in st.db["presence"].rows_where(order_by="id")]
+    assert times == sorted(times)
 
 
 def test_store_history_pages_cover_everything(tmp_path):

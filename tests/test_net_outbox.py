@@ -49,6 +49,11 @@ def test_numbers_grow_and_survive_reopen(tmp_path):
     with Outbox(path) as ob:
         assert ob.unacked_count() == 3  # acks are durable too
         assert len(list(ob.records())) == 6
+        # acks in runs, out of order, repeated, with gaps and numbers never given out
+        all_seqs = [s for s, _ in ob.unsent(100)] + ob.append_many([alert(i) for i in range(10, 20)])
+        ob.mark_acked([all_seqs[-1], all_seqs[0], all_seqs[0], all_seqs[4], all_seqs[5], all_seqs[3], 1, all_seqs[-1] + 10])
+        left = [s for s, _ in ob.unsent(100)]
+        assert left == [s for i, s in enumerate(all_seqs) if i not in (0, 3, 4, 5, len(all_seqs) - 1)]
 
 
 def test_a_recreated_outbox_never_reuses_numbers(tmp_path):

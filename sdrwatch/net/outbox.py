@@ -212,12 +212,12 @@ class Outbox:
 
     def mark_acked(self, seqs: Iterable[int]) -> None:
         """Mark records the collector has committed; unknown numbers are ignored."""
-        rows = [(int(s),) for s in seqs]
-        if not rows:
+        runs = _runs(sorted({int(s) for s in seqs}))  # acks come in long runs: one range update per run
+        if not runs:
             return
         with self._lock:
             with self._tx():
-                self._db.executemany("UPDATE outbox SET acked = 1 WHERE seq = ? AND acked = 0", rows)
+                self._db.executemany("UPDATE outbox SET acked = 1 WHERE seq BETWEEN ? AND ? AND acked = 0", runs)
 
     # --- reading ----------------------------------------------------------------------------------------
 
@@ -280,6 +280,17 @@ class Outbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct numbers as (first, last) runs of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for s in seqs:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], s)
+        else:
+            runs.append((s, s))
+    return runs
 
 
 def json_record(frame: bytes) -> dict:

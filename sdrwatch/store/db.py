@@ -58,6 +58,8 @@ TABLES: dict[str, dict] = {
     "spectra": dict(columns={
         "site": str, "receiver": str, "time": str, "received_time": str, "start_hz": float, "bin_hz": float,
         "bins": int, "power_offset_db": float, "power_step_db": float, "power_db": str}, pk=("site", "receiver")),
+    "presence": dict(columns={
+        "id": int, "site": str, "receiver": str, "online": int, "time": str, "agent": str, "reason": str}, pk="id"),
     "agents": dict(columns={
         "name": str, "role": str, "site": str, "public_key": str, "first_seen": str, "last_seen": str,
         "records": int, "rejected": int, "last_reject": str, "clock_skew_s": float}, pk="name"),
@@ -66,7 +68,10 @@ INDEXES = [
     ("alerts", ["site", "agent_time"]), ("alerts", ["center_hz"]), ("alerts", ["last_received_time"]),
     ("alert_events", ["alert_id"]), ("health", ["site", "received_time"]), ("health", ["kind"]),
     ("evidence", ["alert_id"]), ("dispositions", ["alert_id"]), ("dispositions", ["received_time"]),
+    ("presence", ["site", "time"]),
 ]
+#: the presence history keeps at most this many rows (the oldest go first)
+PRESENCE_MAX_ROWS = 1_000_000
 
 ALERT_COLS = list(TABLES["alerts"]["columns"])
 EVENT_COLS = list(TABLES["alert_events"]["columns"])
@@ -110,6 +115,7 @@ class Store:
             f"INSERT INTO alerts ({', '.join(ALERT_COLS)}) VALUES ({', '.join('?' * len(ALERT_COLS))}) "
             f"ON CONFLICT(alert_id) DO UPDATE SET {', '.join(f'[{c}] = excluded.[{c}]' for c in upd)}")
         self._has_evidence = self.conn.execute("SELECT 1 FROM evidence LIMIT 1").fetchone() is not None
+        self._presence_rows = self.conn.execute("SELECT COUNT(*) FROM presence").fetchone()[0]
         self._last_seen: dict[str, float] = {}
         self._online: dict[str, bool] = {r["site"]: bool(r["online"]) for r in self.db["sites"].rows}
         self._rx_last: dict[tuple[str, str], float] = {}
@@ -184,6 +190,7 @@ class Store:
                         out.append(self._annotate(it, now, recv))
                 self.db["spectra"].insert_all(rows.values(), pk=("site", "receiver"), replace=True)
             changes = self._touch_sites(items, beats, now, recv)
+            self._note_presence(changes, "heard")
             self._touch_agents(items, now, recv)
         return out or [], changes
 
@@ -308,6 +315,9 @@ class Store:
                     self.db["sessions"].insert_all(sessions, pk=("site", "name"), replace=True)
             if r["kind"] in ("receiver_lost", "receiver_regained") and r.get("receiver"):
                 on = r["kind"] == "receiver_regained"
+                if self._rx_online.get((it.site, r["receiver"])) != on:
+                    self._note_presence([{"site": it.site, "receiver": r["receiver"], "online": on, "time": recv,
+                                          "agent": it.agent}], r["kind"])
                 self.conn.execute(
                     "INSERT INTO receivers (site, receiver, online, last_heartbeat, agent) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT(site, receiver) DO UPDATE SET online = excluded.online",
@@ -379,7 +389,8 @@ class Store:
                 self._rx_last[key] = now
                 if self._rx_online.get(key) != online:
                     self._rx_online[key] = online
-                    changes.append({"type": "receiver", "site": it.site, "receiver": e["receiver"], "online": online, "time": recv})
+                    changes.append({"type": "receiver", "site": it.site, "receiver": e["receiver"], "online": online, "time": recv,
+                                "agent": it.agent})
         if rx_rows:
             self.conn.executemany(
                 "INSERT INTO receivers (site, receiver, online, last_heartbeat, revisit_s, planned_revisit_s, noise_floor_db, agent) "
@@ -441,7 +452,19 @@ class Store:
                 self._rx_online[(site, rx)] = False
                 self.conn.execute("UPDATE receivers SET online = 0 WHERE site = ? AND receiver = ?", (site, rx))
                 changes.append({"type": "receiver", "site": site, "receiver": rx, "online": False, "time": t})
+            self._note_presence(changes, "silent")
+            if self._presence_rows > PRESENCE_MAX_ROWS * 1.01:
+                self.conn.execute("DELETE FROM presence WHERE id <= (SELECT MAX(id) FROM presence) - ?", (PRESENCE_MAX_ROWS,))
+                self._presence_rows = PRESENCE_MAX_ROWS
         return changes
+
+    def _note_presence(self, changes: list[dict], reason: str) -> None:
+        """One ``presence`` row per online/offline change of a site or receiver (inside a transaction)."""
+        if changes:
+            self.conn.executemany(
+                "INSERT INTO presence (site, receiver, online, time, agent, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                [(c["site"], c.get("receiver"), int(bool(c["online"])), c["time"], c.get("agent"), reason) for c in changes])
+            self._presence_rows += len(changes)
 
     # --- reading (console requests) ------------------------------------------------------------------------
 
