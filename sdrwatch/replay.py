@@ -18,7 +18,7 @@ import numpy as np
 from .baseline import Baseline, now_iso
 from .classify import classify
 from .dsp.chain import BaselineLearner, Chain, EmissionEvent, Settings, _Front
-from .dsp.spectrum import SpectrumConfig
+from .dsp.spectrum import SpectrumConfig, WelchFrames
 from .dsp.tracker import Emission
 from .errors import BaselineError
 
@@ -59,10 +59,21 @@ def iter_hop_frames(rec, spec: SpectrumConfig, progress: Progress | None = None)
         yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, np.zeros((0, len(freq)), np.float32), np.zeros(0, int))
 
 
+def read_ahead_blocks(rec, spectrum: SpectrumConfig):
+    """The recording's blocks, each with its Welch frames computed in the read-ahead thread for an
+    engine of ``spectrum`` (the chain's or the learner's takes them instead of computing them).
+    Recording-like objects without that give plain blocks."""
+    import inspect
+
+    if "frames" not in inspect.signature(rec.iter_blocks).parameters:
+        return rec.iter_blocks(BLOCK_SAMPLES)
+    return rec.iter_blocks(BLOCK_SAMPLES, frames=WelchFrames(rec.sample_rate_hz, spectrum))
+
+
 def learn_baseline(rec, settings: Settings = Settings(), progress: Progress | None = None) -> Baseline:
     """Baseline statistics of every hop of a recording (see :mod:`sdrwatch.dsp.baseline`)."""
     learner = BaselineLearner(rec.sample_rate_hz, settings.resolved(rec))
-    for block in rec.iter_blocks(BLOCK_SAMPLES):
+    for block in read_ahead_blocks(rec, learner.settings.spectrum):
         learner.push(block)
         if progress:
             progress(len(block.iq))
@@ -77,6 +88,10 @@ def replay_events(blocks: Iterable, sample_rate_hz: float, baseline: Baseline | 
     """The chain's events (classified) over ``blocks``, as they happen; at the end every open emission
     closes."""
     chain = make_chain(sample_rate_hz, baseline, settings, update_s)
+    yield from _events(chain, blocks, progress)
+
+
+def _events(chain: Chain, blocks: Iterable, progress: Progress | None) -> Iterator[EmissionEvent]:
     for block in blocks:
         yield from chain.push(block)
         if progress:
@@ -93,7 +108,8 @@ def detect(rec, baseline: Baseline | None = None, settings: Settings = Settings(
     """Emissions of a recording, one record each, classified (label, severity), by start time."""
     if baseline is None:
         settings = settings.resolved(rec)
-    out = [ev.emission for ev in replay_events(rec.iter_blocks(BLOCK_SAMPLES), rec.sample_rate_hz, baseline, settings, progress)
+    chain = make_chain(rec.sample_rate_hz, baseline, settings)
+    out = [ev.emission for ev in _events(chain, read_ahead_blocks(rec, chain.settings.spectrum), progress)
            if ev.event == "close" and ev.merged_into is None]
     out.sort(key=lambda e: (e.start_s, e.center_hz))
     return out

@@ -89,6 +89,25 @@ def test_blocks_are_read_ahead_in_order_and_the_reader_thread_ends(tmp_path, mon
     assert threading.active_count() == before
 
 
+def test_blocks_can_carry_their_frames_computed_ahead(tmp_path):
+    """iter_blocks(frames=ENGINE): the read-ahead thread also computes each block's Welch frames; an
+    engine of the same key takes them (the chain's does) and they equal its own."""
+    from sdrwatch.dsp.spectrum import SpectrumConfig, WelchFrames
+    from sdrwatch.radio.file import FramedBlock
+
+    path = tmp_path / "cap_433.92M_2400k.cf32"
+    path.write_bytes(from_iq(tone(300_000), "cf32"))
+    rec = open_recording(path)
+    cfg = SpectrumConfig(fft_size=256)
+    blocks = list(rec.iter_blocks(100_000, frames=WelchFrames(rec.sample_rate_hz, cfg)))
+    assert [b.sample_index for b in blocks] == [0, 100_000, 200_000]
+    assert all(isinstance(b, FramedBlock) and b.ahead is not None for b in blocks)
+    eng, own = WelchFrames(rec.sample_rate_hz, cfg), WelchFrames(rec.sample_rate_hz, cfg)
+    for b in blocks:
+        p, _ = eng.push(b.iq, b.ahead)
+        assert p is b.ahead.power and np.array_equal(p, own.push(b.iq)[0])
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_raw_round_trip_each_format(tmp_path, fmt):
     iq = tone(5000)

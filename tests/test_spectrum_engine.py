@@ -176,3 +176,29 @@ def test_a_stream_may_switch_between_cu8_bytes_and_samples(backend):
     got = np.concatenate(parts)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6 * float(want.max()))
+
+
+def test_frames_computed_ahead_are_taken_only_when_they_follow():
+    """An engine takes a push's frames computed ahead by another engine of its key fed the same stream
+    (the read-ahead thread's): the same frames as computing them itself; frames of another key, or of
+    a push that does not follow its own state, are ignored and computed here."""
+    raw = raw_cu8(600_000, seed=17)
+    iq = to_iq(raw, "cu8")
+    blocks = [iq[a:a + 150_001] for a in range(0, len(iq), 150_001)]
+    mine = WelchFrames(RATE, SpectrumConfig(fft_size=1024), backend="scipy")
+    want = [mine.push(b)[0] for b in blocks]
+    producer = WelchFrames(RATE, SpectrumConfig(fft_size=1024), backend="scipy")
+    aheads = [spectrum.frames_ahead(producer, b, restart=i == 0) for i, b in enumerate(blocks)]
+    eng = WelchFrames(RATE, SpectrumConfig(fft_size=1024), backend="scipy")
+    got = [eng.push(b, a)[0] for b, a in zip(blocks, aheads)]
+    assert all(g is a.power for g, a in zip(got, aheads))  # taken, not computed again
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    # out of order: block 2's frames offered after block 0 are not taken; block 1 is computed here
+    eng.reset()
+    eng.push(blocks[0], aheads[0])
+    p, _ = eng.push(blocks[1], aheads[2])
+    assert p is not aheads[2].power and np.array_equal(p, want[1])
+    # another key (FFT size) is never taken
+    other = WelchFrames(RATE, SpectrumConfig(fft_size=512), backend="scipy")
+    p, _ = other.push(blocks[0], aheads[0])
+    assert p.shape[1] == 512

@@ -218,10 +218,14 @@ def replay(recording, baseline_path, out_format, duration_s, rate, freq, sample_
         src, rate_hz = None, rec.sample_rate_hz
         if base is None:
             settings = settings.resolved(rec)
-        blocks = rec.iter_blocks(BLOCK_SAMPLES)
+        blocks = None
         total = rec.num_samples
         label = f"replaying {Path(recording).name}"
     chain = make_chain(rate_hz, base, settings)
+    if blocks is None:  # a recording: its spectrum computed in the read-ahead thread, for the chain's engine
+        from ..replay import read_ahead_blocks
+
+        blocks = read_ahead_blocks(rec, chain.settings.spectrum)
     found = []
     seen_samples = 0
 

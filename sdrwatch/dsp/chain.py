@@ -129,7 +129,7 @@ class _Front:
         self.active, self.dwell_start, self.next_index, self.frame_no = True, int(block.sample_index), int(block.sample_index), 0
 
     def frames(self, block) -> tuple[np.ndarray, int]:
-        power, _ = self.eng.push(block.iq)
+        power, _ = self.eng.push(block.iq, getattr(block, "ahead", None))  # frames computed ahead, if any
         self.next_index = int(block.sample_index) + len(block.iq)
         first = self.frame_no
         self.frame_no += len(power)

@@ -364,6 +364,38 @@ def _pool():
     return pool
 
 
+_FRESH = ("fresh",)  # the state of an engine just made or reset
+
+
+@dataclass
+class FramesAhead:
+    """One push's frames computed ahead by another engine (:func:`frames_ahead`): the frames, and the
+    producing engine's state before (a token) and after (token, tail and partial frame)."""
+
+    key: tuple
+    before: object
+    after: object
+    power: np.ndarray
+    start: np.ndarray
+    tail: np.ndarray
+    tail_index: int
+    tail_raw: bool
+    group: tuple
+
+
+def frames_ahead(eng: "WelchFrames", iq: np.ndarray, restart: bool) -> FramesAhead:
+    """Push ``iq`` into ``eng`` (reset first when ``restart``: a new dwell) and describe the push for
+    another engine with the same key that was fed the same stream (``WelchFrames.push(iq, ahead)``)."""
+    if restart:
+        eng.reset()
+    before = eng._state
+    power, start = eng._push(iq)
+    after = eng._state = object()
+    g = eng._frames
+    return FramesAhead(eng.key, before, after, power, start, eng._tail, eng._tail_index, eng._tail_raw,
+                       (None if g.acc is None else g.acc.copy(), g.count, g.start))
+
+
 class WelchFrames:
     """Streaming Welch estimator for one tuning: ``push(iq)`` returns the frames completed so far.
 
@@ -427,6 +459,7 @@ class WelchFrames:
         self._tail_raw = False  # _tail in cu8 steps (u - 127.5), not full scale
         self._taps = self._w2
         self._frames = GroupSum(self.k)
+        self._state = _FRESH  # what a FramesAhead must start from to be taken (see push)
 
     @property
     def frame_samples(self) -> int:
@@ -441,10 +474,30 @@ class WelchFrames:
         if len(self._x) < len(raw):
             self._x = np.empty(max(len(raw), 2 * len(self._x)), dtype=np.float32)
         pairs = self._x[: len(raw)]
-        np.subtract(raw, np.float32(127.5), out=pairs)
+        np.copyto(pairs, raw, casting="unsafe")  # uint8 -> float32 is exact; faster than a mixed-type subtract
+        pairs -= np.float32(127.5)
         return pairs.view(np.complex64)
 
-    def push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def key(self) -> tuple:
+        """What decides the frames: another engine with the same key, fed the same stream, gives the
+        same frames bit for bit."""
+        return (self.backend, self.sample_rate_hz, self.n, self.hop, self.k, self.cfg.window, self.cfg.dc_bins, self._batch)
+
+    def push(self, iq: np.ndarray, ahead: "FramesAhead | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frames completed by ``iq`` (class docstring). ``ahead``: this push's frames as computed
+        beforehand by another engine fed the same stream (:func:`frames_ahead`, in a read-ahead
+        thread); taken, with that engine's state after it, only when it has this engine's key and
+        starts from this engine's state, else ignored and the frames computed here."""
+        if ahead is not None and ahead.key == self.key and ahead.before is self._state:
+            self._tail, self._tail_index, self._tail_raw = ahead.tail, ahead.tail_index, ahead.tail_raw
+            self._frames.acc, self._frames.count, self._frames.start = ahead.group
+            self._state = ahead.after
+            return ahead.power, ahead.start
+        self._state = object()  # computed here: no FramesAhead starts from it
+        return self._push(iq)
+
+    def _push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         iq = np.asarray(iq)
         raw = iq.dtype == np.uint8
         if raw:

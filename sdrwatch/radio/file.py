@@ -355,7 +355,8 @@ class Recording:
             got += k
         return to_iq(view, self.fmt)
 
-    def iter_blocks(self, block_samples: int = 262144, captures: Iterable[int] | None = None) -> Iterator[Block]:
+    def iter_blocks(self, block_samples: int = 262144, captures: Iterable[int] | None = None,
+                    frames=None) -> Iterator[Block]:
         """Blocks of at most ``block_samples`` samples, capture by capture (all, or the given capture
         indices in the given order). A block never crosses a capture boundary; ``sample_index`` is the
         absolute index in the recording and ``center_hz`` the capture's frequency.
@@ -363,8 +364,16 @@ class Recording:
         The next block is read and converted in a background thread while the caller works on this
         one (file reads and numpy's conversion release the GIL, so a second core overlaps them with
         the caller's work), when blocks are long (:data:`PREFETCH_MIN_SAMPLES`); every block has its
-        own arrays."""
+        own arrays.
+
+        ``frames``: a :class:`~sdrwatch.dsp.spectrum.WelchFrames` with the key of the engine the
+        blocks are for (the chain's). That thread then also computes each block's Welch frames, and
+        the blocks are :class:`FramedBlock` s carrying them (``ahead``), which the chain's engine
+        takes instead of computing them again: the spectrum of the next block is computed while
+        the caller detects in this one."""
         blocks = self._blocks(block_samples, captures)
+        if frames is not None:
+            return prefetch(_with_frames(blocks, frames))
         if min(int(block_samples), max((c.sample_count for c in self.captures), default=0)) < PREFETCH_MIN_SAMPLES:
             return blocks  # short blocks (a sweep's dwells): handing them between threads costs more than it saves
         return prefetch(blocks)
@@ -1159,6 +1168,26 @@ def open_file_source(uri: str, *, loop: bool = False, sample_rate_hz: float | No
     (replay forever), and ``sample_rate_hz``/``center_hz``/``fmt`` as for :func:`open_recording`."""
     rec = open_recording(uri, sample_rate_hz=sample_rate_hz, center_hz=center_hz, fmt=fmt)
     return FileSource(rec, uri, loop=loop)
+
+
+@dataclass(frozen=True)
+class FramedBlock(Block):
+    """A block with its Welch frames computed ahead (:meth:`Recording.iter_blocks` ``frames=``)."""
+
+    ahead: Any = None  # sdrwatch.dsp.spectrum.FramesAhead
+
+
+def _with_frames(blocks: Iterator[Block], eng) -> Iterator[FramedBlock]:
+    """Each block with ``eng``'s frames of it; ``eng`` restarts where the chain starts a new dwell (a
+    new tuning, or samples that do not follow)."""
+    from ..dsp.spectrum import frames_ahead
+
+    center, end = None, None
+    for b in blocks:
+        restart = center != round(b.center_hz) or b.sample_index != end
+        center, end = round(b.center_hz), b.sample_index + len(b.iq)
+        yield FramedBlock(b.iq, b.center_hz, b.sample_rate_hz, b.sample_index, b.timestamp, b.gain_db,
+                          ahead=frames_ahead(eng, b.iq, restart))
 
 
 _DONE = object()
