@@ -3,7 +3,6 @@ own process, and agents' records sent the agents' way (an outbox and its uplink 
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from sdrwatch.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from simserver import free_port, stop_process
 
 
 def make_keys(keys: Path, sites=("school-12",), consoles=("console",)) -> Path:
@@ -50,12 +44,7 @@ def collector(tmp: Path, keys: Path):
             time.sleep(0.05)
         yield endpoint, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 class Agent:
