@@ -354,6 +354,7 @@ class _ScaleThresholds:
     cum_noise: np.ndarray | None = None
     cum_core: np.ndarray | None = None
     inv_upper: np.ndarray | None = None
+    noise64: np.ndarray | None = None
 
 
 class HopDetector:
@@ -452,63 +453,63 @@ class HopDetector:
         rows = np.flatnonzero(up.any(axis=1))
         if not rows.size:
             return DetectionBatch.empty()
-        p = means[rows].astype(np.float64)
-        nw, nb = p.shape
-        low = p > th.lower
+        m = means[rows]
+        nw, nb = m.shape
+        low = m > th.lower
         if nb > 2:
             low[:, 1:-1] |= ~low[:, 1:-1] & low[:, :-2] & low[:, 2:]  # join one-bin gaps
         width = nb + 2  # one False column each side keeps runs inside their row
         pad = np.zeros((nw, width), dtype=bool)
         pad[:, 1:-1] = low
         edges = np.diff(pad.ravel().view(np.int8))
-        rs = np.flatnonzero(edges == 1) + 1  # flat index of each run's first bin
-        re = np.flatnonzero(edges == -1) + 1  # one past its last bin
+        rs = np.flatnonzero(edges == 1)  # padded flat index of each run's first bin, less one
+        re = np.flatnonzero(edges == -1)
         if not rs.size:
             return DetectionBatch.empty()
-
-        def padded(values: np.ndarray) -> np.ndarray:
-            a = np.zeros((nw, width), dtype=np.float64)
-            a[:, 1:-1] = values
-            return a.ravel()
-
-        def run_sums(flat: np.ndarray) -> np.ndarray:
-            c = np.concatenate(([0.0], np.cumsum(flat)))
-            return c[re] - c[rs]
-
-        hits = run_sums(padded(up[rows]))
+        # every bin of every run, in order, as a flat index into (rows, bins): everything below works
+        # on these few values, not on whole windows
+        lengths = re - rs
+        row_of = rs // width
+        first = rs - row_of * width  # first bin of each run in its row
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        cells = np.repeat(row_of * nb + first - starts, lengths) + np.arange(int(lengths.sum()))
+        hits = np.add.reduceat(up[rows].ravel()[cells].astype(np.int64), starts)
         need = self.cfg.short_upper_bins if th.n_frames < self.cfg.short_frames else 1
-        keep = (hits >= need) & ((re - rs) >= self.cfg.min_bins)
-        rs, re = rs[keep], re[keep]
-        if not rs.size:
+        keep = (hits >= need) & (lengths >= self.cfg.min_bins)
+        if not keep.any():
             return DetectionBatch.empty()
+        if not keep.all():
+            cells = cells[np.repeat(keep, lengths)]
+            lengths, row_of, first = lengths[keep], row_of[keep], first[keep]
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        ends = starts + lengths
         # per-bin constants (noise, the baseline's known emitters) are summed over a run from prefix
         # sums made once per hop and scale, not rebuilt for every batch of windows
         if th.cum_noise is None:
             th.cum_noise = np.concatenate(([0.0], np.cumsum(self.ref.noise_power.astype(np.float64))))
             th.cum_core = np.concatenate(([0], np.cumsum(th.core.astype(np.int64))))
             th.inv_upper = 1.0 / np.maximum(th.upper.astype(np.float64), 1e-300)
-        ex2 = np.maximum(p - self.ref.noise_power.astype(np.float64), 0.0)
-        ex = padded(ex2)
+            th.noise64 = self.ref.noise_power.astype(np.float64)
+        col = cells % nb
+        p = m.ravel()[cells].astype(np.float64)
+        ex = np.maximum(p - th.noise64[col], 0.0)
         cum_ex = np.concatenate(([0.0], np.cumsum(ex)))
-        tot = cum_ex[re] - cum_ex[rs]
-        b0 = rs % width - 1  # first bin of each run in its row
-        b1 = b0 + (re - rs)  # one past its last
+        tot = cum_ex[ends] - cum_ex[starts]
+        b0, b1 = first, first + lengths
         noise_tot = th.cum_noise[b1] - th.cum_noise[b0]
-        center = run_sums(padded(ex2 * np.arange(nb, dtype=np.float64))) / np.maximum(tot, 1e-300)
+        cum_w = np.concatenate(([0.0], np.cumsum(ex * col)))
+        center = (cum_w[ends] - cum_w[starts]) / np.maximum(tot, 1e-300)
         # 99 % occupied bandwidth: where the run's cumulative excess crosses 0.5 % and 99.5 %
-        lo99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.005 * tot, side="left")
-        hi99 = np.searchsorted(cum_ex, cum_ex[rs] + 0.995 * tot, side="left")
+        lo99 = np.searchsorted(cum_ex, cum_ex[starts] + 0.005 * tot, side="left")
+        hi99 = np.searchsorted(cum_ex, cum_ex[starts] + 0.995 * tot, side="left")
         obw = np.maximum((hi99 - lo99 + 1) - (self.enbw - 1.0), 1.0)
-        bounds = np.stack([rs, re], axis=1).ravel()
-        ratio = np.maximum.reduceat(padded(p * th.inv_upper), bounds)[::2]
+        ratio = np.maximum.reduceat(p * th.inv_upper[col], starts)
         occupied = th.cum_core[b1] - th.cum_core[b0]
-        row_of, first = np.divmod(rs, width)
         ok = tot > 0
-        lo = first - 1
         return DetectionBatch(
             window=rows[row_of][ok],
-            lo_bin=lo[ok],
-            hi_bin=(lo + (re - rs) - 1)[ok],
+            lo_bin=b0[ok],
+            hi_bin=(b1 - 1)[ok],
             center_bin=center[ok],
             power_dbfs=10 * np.log10(tot[ok] / self.enbw),
             snr_db=10 * np.log10(tot[ok] / np.maximum(noise_tot[ok], 1e-30)),
