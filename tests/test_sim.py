@@ -5,6 +5,7 @@ import json
 import math
 import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -438,3 +439,15 @@ def test_recordings_regenerate_byte_identically(tmp_path):
               if a["core:label"] == "data-bursts-169.05"]
     assert len(bursts) == 8 and all(a["core:sample_count"] == 3750 for a in bursts)  # 15 ms at 250 kS/s
     assert bursts[0]["sdrwatch:snr_db"] == 15.0
+
+
+def test_rolloff_taps_are_the_firwin2_design_and_the_simulator_imports_without_scipy_signal():
+    from scipy.signal import firwin2
+
+    from sdrwatch.radio.sim.scene import ROLLOFF_TAPS
+
+    taps = firwin2(21, [0.0, 0.7, 0.9, 1.0], [1.0, 0.97, 0.55, 0.25], window=("kaiser", 4.0))
+    np.testing.assert_array_equal(ROLLOFF_TAPS, (taps / taps.sum()).astype(np.float32))
+    code = "import sys, sdrwatch.radio.sim; print(sorted(m for m in sys.modules if m.startswith('scipy.signal')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import erf
 
 from .schedule import Schedule, hash_u64, hash_uniform, sub_seed
 
@@ -352,6 +351,8 @@ class FSK(GridFM):
             k = np.arange(c * self.chunk_len, (c + 1) * self.chunk_len, dtype=np.int64)
             return self._bits(k)
         T = 1.0 / self.bit_rate_bps
+        from scipy.special import erf  # here, not at import: only Gaussian-filtered FSK needs it
+
         sigma = math.sqrt(math.log(2.0)) / (TWO_PI * self.bt / T)
         a = 1.0 / (sigma * math.sqrt(2.0))
         pos = t_s * self.bit_rate_bps

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import firwin2
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,9 +24,19 @@ from ..profiles import ReceiverProfile, load_profile
 from .emitters import DEFAULT_RAMP_S, KIND_FIELDS, KINDS, Emitter, OOK, make_emitter
 from .schedule import Schedule, first_sample, sub_seed
 
-#: roll-off of the dongle's band edges: 21-tap FIR, -0.7 dB at 70 %, -3.7 dB at 85 %, -8 dB at 100 % of rate/2
-ROLLOFF_TAPS = firwin2(21, [0.0, 0.7, 0.9, 1.0], [1.0, 0.97, 0.55, 0.25], window=("kaiser", 4.0))
-ROLLOFF_TAPS = (ROLLOFF_TAPS / ROLLOFF_TAPS.sum()).astype(np.float32)
+#: the roll-off of the dongle's band edges: a 21-tap FIR, -0.7 dB at 70 %, -3.7 dB at 85 % and -8 dB at
+#: 100 % of rate/2. These are ``firwin2(21, [0, 0.7, 0.9, 1], [1, 0.97, 0.55, 0.25],
+#: window=("kaiser", 4.0))`` normalised to unit DC gain, in float32, written out so that the
+#: simulator does not import ``scipy.signal`` (half a second for every ``sdrwatch simulate``);
+#: ``tests/test_sim.py`` holds them to ``firwin2``.
+ROLLOFF_TAPS = np.array([
+    -0.0005471142358146608, 0.0011242773616686463, -0.0013815147103741765, 0.0014132262440398335,
+    -0.002403238555416465, 0.007979363203048706, -0.02083892747759819, 0.04320189356803894,
+    -0.06804154068231583, 0.09787751734256744, 0.8832321166992188, 0.09787751734256744,
+    -0.06804154068231583, 0.04320189356803894, -0.02083892747759819, 0.007979363203048706,
+    -0.002403238555416465, 0.0014132262440398335, -0.0013815147103741765, 0.0011242773616686463,
+    -0.0005471142358146608], dtype=np.float32)
+ROLLOFF_TAPS.setflags(write=False)
 
 NOISE_CHUNK = 1 << 16
 SUB_BLOCK = 1 << 15
