@@ -29,7 +29,8 @@ def loadgen(endpoint, keys_dir, agents, alerts, rate, heartbeat_s, duration_s, t
 
     Each agent has its own allowlisted CURVE key and socket. The summary has sent, acked, resent,
     seconds, alerts_per_s and latency_ms (p50, p99; from emit to the ack the collector sends after
-    commit). Exit 0 only once every alert is acked; 1 on timeout.
+    commit); with --collector-pid also collector_cpu_cores, collector_cpu_s and
+    collector_cpu_us_per_alert. Exit 0 only once every alert is acked; 1 on timeout.
 
     \b
     Examples:

@@ -324,6 +324,9 @@ def run(endpoint: str, keys_dir, agents: int, alerts: int, rate: float | None = 
     }
     if cpu0 is not None and cpu1 is not None:
         summary["collector_cpu_cores"] = round((cpu1 - cpu0) / seconds, 3)
+        summary["collector_cpu_s"] = round(cpu1 - cpu0, 3)
+        if acked:
+            summary["collector_cpu_us_per_alert"] = round(1e6 * (cpu1 - cpu0) / acked, 1)
         if cpu_connected is not None and heartbeat_s:
             # while every agent is connected and heartbeating (the handshakes excluded)
             summary["collector_cpu_cores_heartbeating"] = round((cpu1 - cpu_connected) / (t1 - t_connected), 3)

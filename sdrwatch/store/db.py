@@ -119,6 +119,8 @@ class Store:
         self._last_seen: dict[str, float] = {}
         self._online: dict[str, bool] = {r["site"]: bool(r["online"]) for r in self.db["sites"].rows}
         self._rx_last: dict[tuple[str, str], float] = {}
+        self._rx_counts: dict[str, int] = {}  # receivers per site, recounted when _rx_online grows
+        self._rx_counted = -1
         self._rx_online: dict[tuple[str, str], bool] = {(r["site"], r["receiver"]): bool(r["online"]) for r in self.db["receivers"].rows}
 
     def _create(self) -> None:
@@ -396,10 +398,13 @@ class Store:
                 "INSERT INTO receivers (site, receiver, online, last_heartbeat, revisit_s, planned_revisit_s, noise_floor_db, agent) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site, receiver) DO UPDATE SET online = ?3, last_heartbeat = ?4, "
                 "revisit_s = ?5, planned_revisit_s = ?6, noise_floor_db = ?7, agent = ?8", list(rx_rows.values()))
-            counts = defaultdict(int)
-            for site, _ in self._rx_online:
-                counts[site] += 1
-            self.conn.executemany("UPDATE sites SET receivers = ? WHERE site = ?", [(n, s) for s, n in counts.items() if s in sites])
+            if len(self._rx_online) != self._rx_counted:  # receivers are only ever added: recount when one was
+                self._rx_counts = defaultdict(int)
+                for site_, _ in self._rx_online:
+                    self._rx_counts[site_] += 1
+                self._rx_counted = len(self._rx_online)
+            self.conn.executemany("UPDATE sites SET receivers = ? WHERE site = ?",
+                                  [(self._rx_counts.get(s, 0), s) for s in {k[0] for k in rx_rows}])
         return changes
 
     def _touch_agents(self, items: list[Item], now: float, recv: str) -> None:
