@@ -534,7 +534,10 @@ class HopDetector:
         for m, (noise_sum, f_up, f_low, free) in th.channels.items():
             sums = cum_p[:, m:] - cum_p[:, :-m]
             up = (sums > noise_sum * f_up) & free
-            for w in np.flatnonzero(up.any(axis=1)):
+            # a run whose upper-threshold channels all touch a per-bin emission is that emission
+            # (never clear): only windows with an untouched one can give anything
+            touch = (cov_cum[:, m:] - cov_cum[:, :-m]) > 0
+            for w in np.flatnonzero((up & ~touch).any(axis=1)):
                 starts, ends = _runs((sums[w] > noise_sum * f_low) & free, up[w], 1)
                 if not len(starts):
                     continue
