@@ -246,8 +246,8 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     ``deployed``: the agent as ``sdrwatch agent`` runs it (health monitor, evidence recorder with its
     IQ ring, the outbox in a temporary state directory); else the bare chain. RSS is sampled every
     10 s of the run: at the start (the scene's IQ loaded, the agent not yet started), after
-    ``warmup_s`` (open tracks, detectors and buffers set up) and at the end; "flat" is the end
-    against after the warm-up. ``trace``: from the agent's start, :mod:`tracemalloc` (one frame)
+    ``warmup_s`` (open tracks, detectors and buffers set up) and at the end, each the highest of a
+    minute (the agent trims the heap every few seconds); "flat" is the end against after the warm-up. ``trace``: from the agent's start, :mod:`tracemalloc` (one frame)
     follows every Python and numpy allocation, so the traced memory is the program's own objects and
     arrays; traced growth as large as the RSS growth is the program's, RSS growing with traced flat
     would be the allocator. After the last sample ``malloc_trim(0)`` shows how much freed heap glibc
@@ -303,11 +303,18 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     if len(samples) < 3 or samples[-1][0] <= warmup_s:
         return [Measurement("agent memory growth", None, "%", skipped=f"run too short for a {warmup_s:g} s warm-up")]
     ts, rss, tr = (np.array(c) for c in zip(*samples))
+    # the high water of a minute (the agent trims the heap every few seconds, so single samples swing)
+    win = max(10.0, min(60.0, 0.25 * (ts[-1] - warmup_s)))
+
+    def high(t_from: float) -> float:
+        i = min(int(np.searchsorted(ts, t_from)), len(ts) - 1)
+        return float(rss[i:][ts[i:] < ts[i] + win].max())
+
     i_warm = int(np.searchsorted(ts, warmup_s))
-    i_mid = int(np.searchsorted(ts, 0.5 * (ts[i_warm] + ts[-1])))
-    warm, last = float(rss[i_warm]), float(rss[-1])
+    warm, last = high(warmup_s), high(ts[-1] - win + 1e-9)
+    mid = high(0.5 * (ts[i_warm] + ts[-1]))
     growth = 100.0 * (last - warm) / warm
-    late = 100.0 * (last - float(rss[i_mid])) / float(rss[i_mid])
+    late = 100.0 * (last - mid) / mid
     what = "agent with health, evidence and outbox" if deployed else "bare chain"
     traced = {}
     txt = ""
@@ -319,6 +326,7 @@ def measure_memory(seconds: float = 600.0, loop_s: float = 3.0, warmup_s: float 
     return [Measurement(f"agent memory growth over {seconds / 60:g} min, 150-emitter hop", float(growth), "%",
                         f"within 10 % (end against after a {warmup_s:g} s warm-up)", bool(abs(growth) <= 10.0),
                         f"{what}: RSS {rss[0]:.0f} MB at the start, {warm:.0f} MB after {warmup_s:g} s, {last:.0f} MB at the end "
+                        f"(highest of the {win:g} s after the warm-up and of the last {win:g} s) "
                         f"(peak {rss.max():.0f} MB; second half {late:+.1f} %){txt}; malloc_trim at the end gave back "
                         f"{end.get('trim_mb', 0.0):.1f} MB; {events['n']} events; {seconds / wall:.1f}x real time",
                         {"rss_start_mb": round(float(rss[0]), 1), "rss_warm_mb": round(warm, 1), "rss_end_mb": round(last, 1),
