@@ -89,11 +89,15 @@ def test_blocks_are_read_ahead_in_order_and_the_reader_thread_ends(tmp_path, mon
     assert threading.active_count() == before
 
 
-def test_blocks_can_carry_their_frames_computed_ahead(tmp_path):
-    """iter_blocks(frames=ENGINE): the read-ahead thread also computes each block's Welch frames; an
-    engine of the same key takes them (the chain's does) and they equal its own."""
+def test_blocks_can_carry_their_frames_computed_ahead(tmp_path, monkeypatch):
+    """iter_blocks(frames=ENGINE): the read-ahead thread also computes each long block's Welch frames;
+    an engine of the same key takes them (the chain's does) and they equal its own. Short blocks
+    come plain."""
     from sdrwatch.dsp.spectrum import SpectrumConfig, WelchFrames
+    from sdrwatch.radio import file as file_mod
     from sdrwatch.radio.file import FramedBlock
+
+    monkeypatch.setattr(file_mod, "PREFETCH_MIN_SAMPLES", 50_000)
 
     path = tmp_path / "cap_433.92M_2400k.cf32"
     path.write_bytes(from_iq(tone(300_000), "cf32"))
@@ -106,6 +110,8 @@ def test_blocks_can_carry_their_frames_computed_ahead(tmp_path):
     for b in blocks:
         p, _ = eng.push(b.iq, b.ahead)
         assert p is b.ahead.power and np.array_equal(p, own.push(b.iq)[0])
+    short = list(rec.iter_blocks(20_000, frames=WelchFrames(rec.sample_rate_hz, cfg)))
+    assert len(short) == 15 and not any(isinstance(b, FramedBlock) for b in short)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

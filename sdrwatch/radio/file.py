@@ -367,16 +367,14 @@ class Recording:
         own arrays.
 
         ``frames``: a :class:`~sdrwatch.dsp.spectrum.WelchFrames` with the key of the engine the
-        blocks are for (the chain's). That thread then also computes each block's Welch frames, and
+        blocks are for (the chain's). That thread (long blocks only) then also computes each block's Welch frames, and
         the blocks are :class:`FramedBlock` s carrying them (``ahead``), which the chain's engine
         takes instead of computing them again: the spectrum of the next block is computed while
         the caller detects in this one."""
         blocks = self._blocks(block_samples, captures)
-        if frames is not None:
-            return prefetch(_with_frames(blocks, frames))
         if min(int(block_samples), max((c.sample_count for c in self.captures), default=0)) < PREFETCH_MIN_SAMPLES:
             return blocks  # short blocks (a sweep's dwells): handing them between threads costs more than it saves
-        return prefetch(blocks)
+        return prefetch(blocks if frames is None else _with_frames(blocks, frames))
 
     def _blocks(self, block_samples: int, captures: Iterable[int] | None) -> Iterator[Block]:
         block_samples = int(block_samples)
