@@ -916,39 +916,37 @@ def measure_sweep(workdir: Path, seconds: float, repeats: int) -> list[Measureme
 # 7. the chain's and the agent's benchmarks, when present
 
 
-def measure_module_benches(quick: bool, workdir: Path, stage: Stage | None = None) -> list[Measurement]:
-    """``sdrwatch.bench_chain.bench_crowded`` (emitters in one hop) and ``sdrwatch.bench_agent.run``."""
+def measure_chain_bench(quick: bool, workdir: Path) -> list[Measurement]:
+    """``sdrwatch.bench_chain.bench_crowded``: 0 to 150 emitters in one hop, both modes."""
+    from . import bench_chain
+
+    res = bench_chain.bench_crowded(duration_s=2.0 if quick else 10.0, counts=(0, 50) if quick else (0, 50, 100, 150),
+                                    repeats=1 if quick else 2, workdir=workdir)
     out: list[Measurement] = []
-    try:
-        chain = importlib.import_module("sdrwatch.bench_chain")
-    except ImportError:
-        chain = None
-    if chain is not None and hasattr(chain, "bench_crowded"):
-        res = chain.bench_crowded(duration_s=2.0 if quick else 10.0, counts=(0, 50) if quick else (0, 50, 100, 150),
-                                  repeats=1 if quick else 2, workdir=workdir)
-        for row in res.get("rows", []):
-            for mode in ("noise_floor", "baseline"):
-                v = row.get(f"{mode}_x_realtime")
-                if v is not None:
-                    out.append(Measurement(f"crowded_{row['emitters']}_{mode}", float(v), "x real time", None, None,
-                                           f"bench_chain.bench_crowded: {row['emitters']} emitters in one hop, {mode.replace('_', '-')} mode",
-                                           {"duration_s": res.get("duration_s"), "emissions": row.get(f"{mode}_emissions")}))
-    try:
-        agent = importlib.import_module("sdrwatch.bench_agent")
-    except ImportError:
-        agent = None
-    if agent is not None and callable(getattr(agent, "run", None)):
-        params = inspect.signature(agent.run).parameters
-        kwargs = {k: v for k, v in (("quick", quick), ("stage", stage)) if k in params}
-        out.extend(m for m in agent.run(**kwargs) if isinstance(m, Measurement))
+    for row in res.get("rows", []):
+        for mode in ("noise_floor", "baseline"):
+            v = row.get(f"{mode}_x_realtime")
+            if v is not None:
+                out.append(Measurement(f"crowded_{row['emitters']}_{mode}", float(v), "x real time", None, None,
+                                       f"bench_chain.bench_crowded: {row['emitters']} emitters in one hop, {mode.replace('_', '-')} mode",
+                                       {"duration_s": res.get("duration_s"), "emissions": row.get(f"{mode}_emissions")}))
     return out
+
+
+def measure_agent_bench(quick: bool, stage: Stage | None = None) -> list[Measurement]:
+    """``sdrwatch.bench_agent.run``: latency, revisit, CPU per receiver and memory of the site agent."""
+    from . import bench_agent
+
+    return [m for m in bench_agent.run(quick=quick, stage=stage) if isinstance(m, Measurement)]
 
 
 # --------------------------------------------------------------------------------------------------
 
 
 #: the stages of a run, in order (``sdrwatch bench --only psd,startup``)
-STAGES = ("psd", "replay", "large", "false-alarms", "sensitivity", "sim", "startup", "process", "sweep", "modules")
+STAGES = ("psd", "replay", "large", "false-alarms", "sensitivity", "sim", "startup", "process", "sweep", "chain", "agent")
+#: names that stand for several stages
+STAGE_GROUPS = {"modules": ("chain", "agent")}
 
 
 def run(quick: bool = False, large_mb: int | None = None, report: Report | None = None, stage: Stage | None = None,
@@ -956,14 +954,18 @@ def run(quick: bool = False, large_mb: int | None = None, report: Report | None 
     """Every measurement, in order; ``report`` is called as each one is ready, ``stage`` with progress text;
     ``only`` picks stages by name (:data:`STAGES`).
 
-    Everything runs on one core: numpy ufuncs and ``scipy.fft`` (``workers=1``, its default) do not
+    Everything runs on one core unless its name says two workers (``psd_fftw_2_workers``; the whole-process
+    replay, which reads ahead in a second thread): numpy ufuncs and ``scipy.fft`` (``workers=1``) do not
     spawn threads, and no BLAS call is on the path. The CPUs the process may use are reported.
     """
     large_mb = large_mb if large_mb is not None else (256 if quick else 2048)
     chosen = set(STAGES if not only else only)
+    for group, members in STAGE_GROUPS.items():
+        if group in chosen:
+            chosen = (chosen - {group}) | set(members)
     unknown = chosen - set(STAGES)
     if unknown:
-        raise SdrwatchError(f"unknown bench stage {sorted(unknown)[0]!r} (one of {', '.join(STAGES)})")
+        raise SdrwatchError(f"unknown bench stage {sorted(unknown)[0]!r} (one of {', '.join(STAGES + tuple(STAGE_GROUPS))})")
     results: list[Measurement] = []
 
     def emit(ms: list[Measurement]) -> None:
@@ -988,7 +990,8 @@ def run(quick: bool = False, large_mb: int | None = None, report: Report | None 
             ("startup", "start-up", lambda: measure_startup(work, 3 if quick else 7)),
             ("process", "whole-process replay", lambda: measure_process_replay(work, 5.0 if quick else 60.0, 1 if quick else 3)),
             ("sweep", "sweep replay", lambda: measure_sweep(work, 3.0 if quick else 20.0, 1 if quick else 2)),
-            ("modules", "chain and agent benchmarks", lambda: measure_module_benches(quick, work, stage)),
+            ("chain", "crowded-band chain", lambda: measure_chain_bench(quick, work)),
+            ("agent", "site agent", lambda: measure_agent_bench(quick, stage)),
         ]
         for name, text, fn in plan:
             if name in chosen:

@@ -54,7 +54,7 @@ def _fmt(m) -> str:
               help="Size of the large file for the peak-memory replay (default 2048, 256 with --quick).")
 @click.option("--only", metavar="STAGES", default=None,
               help="Comma-separated stages to run: psd, replay, large, false-alarms, sensitivity, sim, startup, "
-                   "process, sweep, modules (default: all).")
+                   "process, sweep, chain, agent; modules = chain,agent (default: all).")
 def bench(as_json, quick, large_mb, only):
     """Measure the detection chain on this machine (single-threaded: one core).
 
