@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -38,7 +39,7 @@ def confusion(markdown, fmt, realdata, scene, no_sim, only):
 
         read_scene(scene)  # a bad scene is one line before anything is shown
 
-        with click.progressbar(length=len(only or SIM_CASES), label="simulating", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=len(only or SIM_CASES), label="simulating", file=sys.stderr) as bar:
             rows += sim_rows(scene, progress=lambda _label: bar.update(1), only=tuple(only) or None)
     if fmt == "jsonl":
         for r in rows:
