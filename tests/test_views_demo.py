@@ -51,3 +51,20 @@ def test_demo_headless_ends_with_the_cheater_the_antenna_fault_a_report_and_a_se
     if missing:
         pytest.xfail("; ".join(missing))
     assert kinds & {"noise_floor_low", "receiver_lost"}, kinds
+
+
+def test_summary_counts_a_fault_raised_on_every_hop_once_per_site_and_kind(tmp_path):
+    import sqlite_utils
+    from viewsdata import SESSION, make_collector_db
+
+    from sdrwatch.views.demo import summarize
+
+    db_path = make_collector_db(tmp_path / "c.db")
+    db = sqlite_utils.Database(db_path)
+    db["health"].insert_all([
+        {"agent": "school-03", "seq": 300 + k, "site": "school-03", "receiver": "rx0", "kind": "noise_floor_low",
+         "severity": 0.8, "message": f"hop {k}", "agent_time": "2027-06-07T01:03:00Z", "received_time": "2027-06-07T01:03:00Z",
+         "record": "{}"} for k in range(5)])
+    db.conn.close()
+    s = summarize(db_path, SESSION)
+    assert s["faults"] == ["school-03: noise_floor_low x6"]

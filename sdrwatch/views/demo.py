@@ -324,7 +324,12 @@ def summarize(db: Path, session: str) -> dict:
     alerts = [a for a in rows if not covered_by(a)]
     for a in alerts:
         by_site.setdefault(a["site"], []).append(f"{a.get('label')} {float(a.get('center_hz') or 0) / 1e6:.4f} MHz")
-    return {"alerts": len(alerts), "by_site": by_site, "logged": len(logged), "faults": [f"{h.get('site')}: {h.get('kind')}" for h in faults]}
+    counts: dict[str, int] = {}
+    for h in faults:  # one fault is raised per hop: "school-03: noise_floor_low x6", not six entries
+        key = f"{h.get('site')}: {h.get('kind')}"
+        counts[key] = counts.get(key, 0) + 1
+    return {"alerts": len(alerts), "by_site": by_site, "logged": len(logged),
+            "faults": [k if n == 1 else f"{k} x{n}" for k, n in counts.items()]}
 
 
 def run_demo(work: Path, duration_s: float, *, interactive: bool, out=None) -> dict:
