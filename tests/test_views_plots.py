@@ -248,3 +248,15 @@ def test_spectrum_row_parser_never_tracebacks(fields):
         assert str(exc).startswith("x: ") and "\n" not in str(exc)
         return
     assert 0 <= lo < hi and step > 0 and not np.isinf(values).any()
+
+
+def test_alerts_overlapping_in_time_get_rows_of_their_own_in_the_site_lane():
+    from sdrwatch.views.plots import _alert_rows
+
+    pager = {"site": "school-12", "t": 0.0, "t_end": 98.0}
+    voice = {"site": "school-12", "t": 30.0, "t_end": 100.0}
+    later = {"site": "school-12", "t": 120.0, "t_end": 130.0}
+    other = {"site": "school-07", "t": 40.0, "t_end": 50.0}
+    row, rows = _alert_rows([later, voice, other, pager])
+    assert (row[id(pager)], row[id(voice)], row[id(later)]) == (0, 1, 0)  # the voice link is not hidden under the pager
+    assert rows == {"school-12": 2, "school-07": 1} and row[id(other)] == 0

@@ -789,16 +789,25 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
         ax.fill_between([to_num(a), to_num(b)], y - 0.42, y + 0.42, color="#dbe9f6", lw=0, zorder=0)
         ax.text(to_num(max(a, lo)), y + 0.38, f" {s.get('name', '')}", fontsize=7, va="top", color="#3b6ea5", clip_on=True)
     min_bar_days = 2.5 * (span / 86400) / 1000  # about 2.5 px at 1000 px wide
+    row, rows = _alert_rows([a for a in data["alerts"] if a.get("site") in lane and not a.get("covered_by")])
     for a in data["alerts"]:
         if a.get("site") not in lane:
             continue
         logged = bool(a.get("covered_by"))
         y, c = lane[a["site"]], LOGGED_COLOUR if logged else severity_colour(a.get("severity"))
         half, z = (0.08, 2) if logged else (0.22, 3)
+        if not logged and rows.get(a["site"], 1) > 1:  # alerts that overlap in time share the lane in rows
+            n = rows[a["site"]]
+            half = 0.22 / n
+            y = y - 0.22 + (2 * row[id(a)] + 1) * half
         t_end = a.get("t_end") or a["t"]
         width = to_num(t_end) - to_num(a["t"])
         if width >= min_bar_days:
-            ax.broken_barh([(to_num(a["t"]), width)], (y - half, 2 * half), color=c, zorder=z)
+            gap = 0.25 * half if not logged and rows.get(a["site"], 1) > 1 else 0.0
+            ax.broken_barh([(to_num(a["t"]), width)], (y - half + gap, 2 * (half - gap)), color=c, zorder=z)
+            if not logged and width >= 0.12 * (to_num(hi) - to_num(lo)):  # room for what it is
+                ax.text(to_num(a["t"]), y, f" {a.get('label') or ''} {float(a.get('center_hz') or 0) / 1e6:.4f} MHz",
+                        fontsize=7, va="center", ha="left", color="white", zorder=z + 1, clip_on=True)
         else:
             ax.plot([to_num(a["t"])], [y], marker="D", ms=4 if logged else 6, color=c, zorder=z, ls="none")
     for h in data["faults"]:
@@ -822,6 +831,27 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
     counts = f"{len(data['alerts']) - n_logged} alerts" + (f", {n_logged} logged" if n_logged else "")
     fig.suptitle(title or _title(f"alert timeline, {counts}, {len(sites)} sites", time=day), fontsize=11)
     return _save(fig, out, [("lanes", ax)])
+
+
+def _alert_rows(alerts: list[dict]) -> tuple[dict[int, int], dict[str, int]]:
+    """Rows within a site's lane, so that alerts overlapping in time are drawn one above the other
+    rather than one over the other: each alert takes the first row free at its onset. Returns the
+    row of each alert (by ``id``) and the number of rows per site."""
+    row: dict[int, int] = {}
+    rows: dict[str, int] = {}
+    ends: dict[str, list[float]] = {}
+    for a in sorted(alerts, key=lambda a: a["t"]):
+        site_ends = ends.setdefault(a["site"], [])
+        t_end = a.get("t_end") or a["t"]
+        free = next((r for r, e in enumerate(site_ends) if e < a["t"]), None)
+        if free is None:
+            free = len(site_ends)
+            site_ends.append(t_end)
+        else:
+            site_ends[free] = t_end
+        row[id(a)] = free
+        rows[a["site"]] = len(site_ends)
+    return row, rows
 
 
 # --------------------------------------------------------------------------------------------------
