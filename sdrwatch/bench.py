@@ -408,17 +408,25 @@ def measure_psd(num_samples: int, repeats: int = 3, seed: int = 1) -> list[Measu
 FILE_NOISE_POWER = 2.0 * (8.0 / 127.5) ** 2
 
 
-def write_recording(stem: Path, seconds: float, seed: int, bursts: bool, chunk: int = 1 << 20) -> Path:
-    """A cu8 SigMF recording at 2.4 Msps: noise, one NBFM channel, and (``bursts``) a GFSK burst every second."""
+def write_recording(stem: Path, seconds: float, seed: int, bursts: bool, chunk: int = 1 << 20, *,
+                    burst_every_s: float = 1.0, centers_hz: list[float] | None = None,
+                    dwell_s: float | None = None) -> Path:
+    """A cu8 SigMF recording at 2.4 Msps: noise, one NBFM channel, and (``bursts``) a GFSK burst every
+    ``burst_every_s``; with ``centers_hz`` and ``dwell_s``, a sweep: captures of ``dwell_s`` cycling
+    through the centres."""
     n = int(seconds * RATE_HZ)
     scene = SceneLite(RATE_HZ, FILE_NOISE_POWER, seed)
     scene.add_nbfm(310e3, 20.0, n)
     if bursts:
-        scene.add_bursts(-420e3, 12.0, 1.0, n)
+        scene.add_bursts(-420e3, 12.0, burst_every_s, n)
+    step = int(dwell_s * RATE_HZ) if centers_hz is not None else chunk
     with SigMFWriter(stem, fmt="cu8", sample_rate_hz=RATE_HZ, overwrite=True) as w:
-        w.start_capture(CENTER_HZ)
-        for s in range(0, n, chunk):
-            w.write(scene.render(s, min(chunk, n - s)))
+        for i, s0 in enumerate(range(0, n, step)):
+            if centers_hz is not None:
+                w.start_capture(centers_hz[i % len(centers_hz)])
+            elif i == 0:
+                w.start_capture(CENTER_HZ)
+            w.write(scene.render(s0, min(step, n - s0)))
     return Path(str(stem) + ".sigmf-meta")
 
 
@@ -815,17 +823,7 @@ def write_cu8(stem: Path, seconds: float, seed: int, bursts: bool = True, center
     sweep: captures of ``dwell_s`` cycling through the centres."""
     if centers_hz is None:
         return write_recording(stem, seconds, seed, bursts)
-    n = int(seconds * RATE_HZ)
-    per = int(dwell_s * RATE_HZ)
-    scene = SceneLite(RATE_HZ, FILE_NOISE_POWER, seed)
-    scene.add_nbfm(310e3, 20.0, n)
-    if bursts:
-        scene.add_bursts(-420e3, 12.0, 0.5, n)
-    with SigMFWriter(stem, fmt="cu8", sample_rate_hz=RATE_HZ, overwrite=True) as w:
-        for i, s0 in enumerate(range(0, n, per)):
-            w.start_capture(centers_hz[i % len(centers_hz)])
-            w.write(scene.render(s0, min(per, n - s0)))
-    return Path(str(stem) + ".sigmf-meta")
+    return write_recording(stem, seconds, seed, bursts, burst_every_s=0.5, centers_hz=centers_hz, dwell_s=dwell_s)
 
 
 def measure_startup(workdir: Path, runs: int) -> list[Measurement]:

@@ -14,21 +14,13 @@ import pytest
 from click.testing import CliRunner
 
 from sdrwatch.cli import main
+from clierrors import one_line
 
 REC = Path(__file__).resolve().parents[1] / "recordings"
 
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(res, *needles):
-    out = res.output.strip()
-    assert res.exit_code == 1 and "Traceback" not in out, out
-    assert len(out.splitlines()) == 1 and out.startswith("error: "), out
-    for n in needles:
-        assert n in out, (n, out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from sdrwatch.cli import main
 from sdrwatch.errors import PlanError, RecordingError
 from sdrwatch.radio.file import loads_json, parse_hz, parse_tuning_hz
 from sdrwatch.radio.rtl_tcp import parse_host_port
+from clierrors import one_line
 
 REC = Path(__file__).resolve().parents[1] / "recordings"
 GFSK = REC / "gfsk-bursts"
@@ -28,15 +29,6 @@ GFSK = REC / "gfsk-bursts"
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(res, *needles, code=1):
-    out = res.output.strip()
-    assert res.exit_code == code and "Traceback" not in out, out
-    assert len(out.splitlines()) == 1 and out.startswith("error: "), out
-    for n in needles:
-        assert n in out, (n, out)
-    return out
 
 
 def meta_copy(tmp_path: Path, name: str, text_of) -> Path:

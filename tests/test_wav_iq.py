@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from sdrwatch.cli import main
 from sdrwatch.radio.file import open_recording
+from clierrors import one_line
 
 RATE = 1_000_000
 CENTER = 433_920_000
@@ -65,14 +66,6 @@ def replay(path: Path, *extra: str) -> list[dict]:
     res = CliRunner().invoke(main, ["replay", str(path), "--format", "jsonl", *extra])
     assert res.exit_code == 0, res.output
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
-
-
-def one_line(res, *needles):
-    out = res.output.strip()
-    assert res.exit_code == 1 and "Traceback" not in out, out
-    assert len(out.splitlines()) == 1 and out.startswith("error: "), out
-    for n in needles:
-        assert n in out, (n, out)
 
 
 def assert_the_tone(records: list[dict], center_hz: float = CENTER) -> None:

@@ -221,12 +221,7 @@ class Track:
         self.dirty = False  # changed since the last event (the chain clears it)
 
     def absorb(self, other: "Track") -> None:
-        if self.approximate and not other.approximate:
-            self.center_hz, self.bw_hz, self.approximate = other.center_hz, other.bw_hz, False
-        elif not other.approximate:
-            self.bw_hz = max(self.bw_hz, other.bw_hz)
-        self.last_s = max(self.last_s, other.last_s)
-        self.start_s = min(self.start_s, other.start_s)
+        _absorb_extent(self, other)
         self.peak_dbfs = max(self.peak_dbfs, other.peak_dbfs)
         for si, h in other.hits.items():
             mine = self.hits.get(si)
@@ -245,6 +240,17 @@ class Track:
         return 1 + sum(h.held() for h in self.hits.values())
 
 
+def _absorb_extent(into, other: "Track") -> None:
+    """Frequency and time extent of ``into`` (a :class:`Track` or a :class:`_Proxy`) after joining
+    ``other``: an exact position replaces an approximate one, bandwidth and time span widen."""
+    if into.approximate and not other.approximate:
+        into.center_hz, into.bw_hz, into.approximate = other.center_hz, other.bw_hz, False
+    elif not other.approximate:
+        into.bw_hz = max(into.bw_hz, other.bw_hz)
+    into.last_s = max(into.last_s, other.last_s)
+    into.start_s = min(into.start_s, other.start_s)
+
+
 class _Proxy:
     """What :meth:`Tracker._groups` needs of a track being joined, so deciding does not join."""
 
@@ -254,12 +260,7 @@ class _Proxy:
         self.center_hz, self.bw_hz, self.approximate, self.last_s, self.start_s = tr.center_hz, tr.bw_hz, tr.approximate, tr.last_s, tr.start_s
 
     def absorb(self, other: Track) -> None:  # as Track.absorb, for these fields
-        if self.approximate and not other.approximate:
-            self.center_hz, self.bw_hz, self.approximate = other.center_hz, other.bw_hz, False
-        elif not other.approximate:
-            self.bw_hz = max(self.bw_hz, other.bw_hz)
-        self.last_s = max(self.last_s, other.last_s)
-        self.start_s = min(self.start_s, other.start_s)
+        _absorb_extent(self, other)
 
 
 @dataclass
