@@ -13,9 +13,9 @@ import click
 @click.option("--pdf", "pdf", type=click.Path(dir_okay=False), default=None, help="Also print it to this PDF (headless Chromium).")
 @click.option("--evidence-root", "roots", multiple=True, type=click.Path(file_okay=False), help="Folder to look for evidence files in (repeatable).")
 @click.option("--spectrum-log", "logs", multiple=True, metavar="SITE=CSV", help="A site's spectrum log (agent --spectrum-log, UTC) for the top alerts' spectra when the collector has no snapshot (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line with what the report holds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line with what the report holds (counts, and each site's uptime, its method and offline spells).")
 def report(db_path, session, output, pdf, roots, logs, as_json):
-    """Write the duty report of one exam session: sites and uptime, receiver health, every alert
+    """Write the duty report of one exam session: sites, their uptime and offline spells, receiver health, every alert
     with its disposition and operator, the timeline, the top alerts' spectra and evidence, and the
     evidence hashes. It prints on A4, one section per page.
 
@@ -25,7 +25,7 @@ def report(db_path, session, output, pdf, roots, logs, as_json):
     """
     import json
 
-    from ..views.report import write_report
+    from ..views.report import site_uptime, write_report
 
     from ..errors import SdrwatchError
 
@@ -39,6 +39,6 @@ def report(db_path, session, output, pdf, roots, logs, as_json):
     if as_json:
         click.echo(json.dumps({"html": str(output), "pdf": pdf, "session": session, "sites": len(data.sites), "alerts": len(data.alerts),
                                "without_disposition": sum(1 for a in data.alerts if a.get("disposition") is None), "logged": len(data.logged),
-                               "faults": len(data.faults), "evidence": len(data.evidence)}))
+                               "faults": len(data.faults), "evidence": len(data.evidence), "uptime": site_uptime(data)}))
     else:
         click.echo(f"{output}: {len(data.sites)} site(s), {len(data.alerts)} alert(s), {len(data.logged)} logged, {len(data.faults)} health fault(s)" + (f"; {pdf}" if pdf else ""))

@@ -1,7 +1,9 @@
 """The session duty report (值班报告): one self-contained HTML file, and a PDF through headless Chromium.
 
 What it holds, from the collector's database (read-only; tables in docs/network.md):
-sites and their uptime in the session (time covered by heartbeats), receiver health and faults,
+sites and their uptime in the session (from the collector's ``presence`` history of online/offline
+changes, with every offline spell longer than a minute; for a database without it, from heartbeat
+rows or agent start/stop records, and the report says which), receiver health and faults,
 every alert of the session with its latest disposition and operator, the emissions logged rather
 than alerted (covered by the band plan or a declared emitter: their entry, no disposition needed), the
 alert timeline, the
@@ -15,6 +17,7 @@ top alert; evidence hashes), so the PDF has ``3 + top alerts`` pages when each s
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import html
@@ -22,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -34,6 +38,14 @@ from ..errors import SdrwatchError
 from . import plots
 
 TOP_ALERTS = 3
+#: offline spells longer than this are listed in the report (shorter ones still count against uptime)
+SPELL_LIST_MIN_S = 60.0
+#: what began an offline spell: the ``reason`` of a site's presence row, or one of the two the report adds itself
+SPELL_CAUSES = {
+    "silent": "nothing heard from it",
+    "not_heard": "not heard from yet in the session",
+    "no_record": "no record at the collector after this",
+}
 DISPOSITION_NAMES = {"cheating": "cheating", "declared": "declared emitter", "false_alarm": "false alarm", "other": "other", "ack": "acknowledged"}
 
 
@@ -92,6 +104,107 @@ def contact_uptime(intervals: Sequence[tuple[float, float]], start_s: float, end
     return float(min(1.0, covered / (end_s - start_s)))
 
 
+def presence_uptime(changes: Sequence[tuple[float, bool, str | None]], start_s: float, end_s: float,
+                    known_until_s: float | None = None) -> tuple[float, list[dict]]:
+    """Share of [start_s, end_s] that a site (or one receiver) was online, and its offline spells,
+    from the collector's ``presence`` rows (one row per online/offline change).
+
+    Parameters
+    ----------
+    changes : sequence of (time_s, online, reason)
+        Presence rows of one site or receiver, in the order written (time, then id), Unix seconds:
+        the last row at or before ``start_s`` if there is one, the rows inside the window, and, when
+        there is neither, the first row after the window. The state at ``start_s`` is that of the
+        last row at or before it; with none, the opposite of the first row (a row records a change).
+    start_s, end_s : float
+        The window, Unix seconds.
+    known_until_s : float, optional
+        The collector's last record, Unix seconds: nothing is known after it, so online time stops
+        there and the rest of the window is offline with cause ``no_record``. Default ``end_s``.
+
+    Returns
+    -------
+    uptime : float
+        Online share of the window, 0 to 1 (0 for an empty window or no rows).
+    spells : list of dict
+        Every offline period inside the window, in order: ``start_s``, ``end_s``, ``length_s``,
+        ``cause`` (the ``reason`` of the row that began it, ``not_heard`` before the first row,
+        ``no_record`` after the collector's last record) and ``open`` (still offline at ``end_s``).
+
+    >>> presence_uptime([(0.0, True, "heard"), (600.0, False, "silent"), (1200.0, True, "heard")], 0.0, 3600.0)[0]
+    0.8333333333333334
+    """
+    if end_s <= start_s or not changes:
+        return 0.0, []
+    until = end_s if known_until_s is None else min(end_s, max(start_s, known_until_s))
+    before = [c for c in changes if c[0] <= start_s]
+    inside = [c for c in changes if start_s < c[0] < end_s]
+    if before:
+        on, cause = bool(before[-1][1]), before[-1][2]
+    else:
+        first = changes[0] if not inside else inside[0]
+        on, cause = not bool(first[1]), "not_heard"
+    segments = []  # (from_s, to_s, online, cause)
+    t = start_s
+    for tc, online, reason in inside:
+        if bool(online) == on:
+            continue
+        segments.append((t, tc, on, cause))
+        t, on, cause = tc, bool(online), reason
+    segments.append((t, end_s, on, cause))
+    cut = []
+    for a, b, online, why in segments:
+        if b <= until or not online:
+            cut.append((a, b, online, why))
+        else:
+            if a < until:
+                cut.append((a, until, True, why))
+            cut.append((max(a, until), b, False, "no_record"))
+    online_s = sum(b - a for a, b, online, _ in cut if online)
+    spells = [{"start_s": a, "end_s": b, "length_s": b - a, "cause": why, "open": b >= end_s}
+              for a, b, online, why in cut if not online and b > a]
+    return float(min(1.0, online_s / (end_s - start_s))), spells
+
+
+def _store_time(t: float) -> str:
+    """Unix seconds as the collector writes times (``2026-06-07T08:00:00.000Z``), for comparing in SQL."""
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _has_table(conn, table: str) -> bool:
+    return conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone() is not None
+
+
+def presence_changes(conn, site: str, start_s: float, end_s: float) -> list[tuple[float, bool, str | None]]:
+    """A site's own ``presence`` rows (``receiver`` null) that decide its state in [start_s, end_s], as
+    :func:`presence_uptime` takes them: the last row at or before ``start_s``, every row inside, and,
+    when there is neither, the first row after. [] when the database has no presence table (a
+    collector from before it) or no row for the site."""
+    if not _has_table(conn, "presence"):
+        return []
+    lo, hi = _store_time(start_s), _store_time(end_s)
+    mine = "select online, time, reason from presence where site = ? and (receiver is null or receiver = '')"
+    rows = conn.execute(f"{mine} and time <= ? order by time desc, id desc limit 1", (site, lo)).fetchall()
+    rows += conn.execute(f"{mine} and time > ? and time < ? order by time, id", (site, lo, hi)).fetchall()
+    if not rows:
+        rows = conn.execute(f"{mine} and time >= ? order by time, id limit 1", (site, hi)).fetchall()
+    return [(t, bool(online), reason) for online, time_, reason in rows if (t := _t(time_)) is not None]
+
+
+def last_record_time(conn) -> float | None:
+    """When the collector last wrote anything it heard or noticed (Unix s): the newest of its presence
+    rows, site contacts, health records and alert events. None for an empty database."""
+    best = None
+    for table, column in (("presence", "time"), ("sites", "last_heartbeat"), ("receivers", "last_heartbeat"),
+                          ("health", "received_time"), ("alerts", "last_received_time"), ("alert_events", "received_time")):
+        if not _has_table(conn, table) or column not in {r[1] for r in conn.execute(f"pragma table_info([{table}])")}:
+            continue
+        t = _t(conn.execute(f"select max([{column}]) from [{table}]").fetchone()[0])
+        if t is not None and (best is None or t > best):
+            best = t
+    return best
+
+
 def resolve_evidence(path: str | None, roots: Sequence[Path]) -> Path | None:
     """The evidence's data file (``.sigmf-data``) if it can be found: as given, or under one of ``roots``."""
     if not path:
@@ -128,6 +241,7 @@ class ReportData:
     start_s: float | None
     end_s: float | None
     logged: list[dict] = field(default_factory=list)  # covered by the band plan or a [[declare]] entry: not alerts
+    last_record_s: float | None = None  # the collector's last record of anything (Unix s)
     generated: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
     @property
@@ -136,9 +250,32 @@ class ReportData:
         return [a for a in ranked if a.get("kind") != "health"][:TOP_ALERTS]
 
 
-def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence[Path] = ()) -> ReportData:
-    """Everything the report shows about one session, from the collector's database."""
-    db_path = Path(db_path)
+@contextlib.contextmanager
+def _readable(db_path: str | Path):
+    """SQLite errors past opening (a damaged page, a table not as the collector writes it) as one line."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise SdrwatchError(f"{db_path}: cannot read the collector database ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence[Path] = (), *,
+                     now_s: float | None = None) -> ReportData:
+    """Everything the report shows about one session, from the collector's database.
+
+    Uptime per site comes from the first of these the database has for it: ``presence`` (the
+    collector's online/offline changes; see :func:`presence_uptime`), heartbeat rows in ``health``
+    (:func:`uptime`), or the agent's start and stop records (:func:`contact_uptime`). With presence, a
+    session that ended before ``now_s`` (Unix s, default the clock) is counted whole, time after the
+    collector's last record as offline; a session still running is counted to that last record."""
+    with _readable(db_path):
+        return _load_report_data(Path(db_path), session, evidence_roots, now_s)
+
+
+def _load_report_data(db_path: Path, session: str, evidence_roots: Sequence[Path], now_s: float | None) -> ReportData:
+    import time
+
+    now_s = time.time() if now_s is None else float(now_s)
     timeline = plots.timeline_from_db(db_path, session)  # also refuses an unknown session
     conn = plots.open_db(db_path)
     try:
@@ -149,10 +286,28 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         dispositions = plots.table_rows(conn, "dispositions")
         evidence_rows = plots.table_rows(conn, "evidence")
         last_rx = conn.execute("select max(received_time) from health").fetchone()[0] if plots.table_rows(conn, "health", "limit 1") else None
+        last_record = last_record_time(conn)
+        everything = sorted(timeline["alerts"], key=lambda a: a.get("t") or 0.0)
+        now = _t(last_rx) or max((a.get("t_end") or a.get("t") or 0.0 for a in everything), default=None)
+        starts = [_t(s.get("start")) for s in sessions if _t(s.get("start")) is not None]
+        ends = [_t(s.get("end")) for s in sessions if _t(s.get("end")) is not None]
+        span_lo = min(starts) if starts else min((a["t"] for a in everything), default=None)
+        span_hi = max(ends) if ends else now
+        site_names = sorted({s.get("site") for s in sessions if s.get("site")} | {a.get("site") for a in everything if a.get("site")})
+        windows, presence = {}, {}
+        for name in site_names:
+            mine = [s for s in sessions if s.get("site") == name]
+            lo = min((_t(s.get("start")) for s in mine if _t(s.get("start")) is not None), default=span_lo)
+            hi = max((_t(s.get("end")) for s in mine if _t(s.get("end")) is not None), default=span_hi)
+            # presence and agent runs: a session over by now counts whole, one still running to the last record
+            ended = hi is not None and hi <= now_s and bool(ends)
+            hi_p = hi if ended or last_record is None else (last_record if hi is None else min(hi, last_record))
+            windows[name] = (lo, hi, hi_p)
+            if lo is not None and hi_p is not None and hi_p > lo:
+                presence[name] = presence_changes(conn, name, lo, hi_p)
     finally:
         conn.close()
     roots = [db_path.parent, *map(Path, evidence_roots)]
-    everything = sorted(timeline["alerts"], key=lambda a: a.get("t") or 0.0)
     alerts = [a for a in everything if not a.get("covered_by")]
     logged = [a for a in everything if a.get("covered_by")]
     by_alert: dict[str, list[dict]] = {}
@@ -165,30 +320,28 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         a["disposition"] = real[-1] if real else None
         a["ack"] = acks[-1] if acks else None
         a["dispositions"] = hist
-    now = _t(last_rx) or max((a.get("t_end") or a.get("t") or 0.0 for a in everything), default=None)
-    starts = [_t(s.get("start")) for s in sessions if _t(s.get("start")) is not None]
-    ends = [_t(s.get("end")) for s in sessions if _t(s.get("end")) is not None]
-    span_lo = min(starts) if starts else min((a["t"] for a in everything), default=None)
-    span_hi = max(ends) if ends else now
-    site_names = sorted({s.get("site") for s in sessions if s.get("site")} | {a.get("site") for a in everything if a.get("site")})
     sites = []
     for name in site_names:
-        mine = [s for s in sessions if s.get("site") == name]
-        lo = min((_t(s.get("start")) for s in mine if _t(s.get("start")) is not None), default=span_lo)
-        hi = max((_t(s.get("end")) for s in mine if _t(s.get("end")) is not None), default=span_hi)
+        lo, hi, hi_p = windows[name]
         hi_seen = min(hi, now) if (hi is not None and now is not None and now > (lo or 0)) else hi
         beats = [_t(h.get("agent_time")) or _t(h.get("received_time")) for h in health if h.get("site") == name and h.get("kind") == "heartbeat"]
         beats = [b for b in beats if b is not None and lo is not None and hi is not None and lo - 120 <= b <= hi + 120]
         row = site_rows.get(name, {})
         method = "heartbeats"
-        if lo is None or not hi_seen:
+        changes = presence.get(name)
+        spells: list[dict] | None = None
+        counted_to = hi_seen
+        if changes:
+            method, counted_to = "presence", hi_p
+            up, spells = presence_uptime(changes, lo, hi_p, last_record)
+        elif lo is None or not hi_seen:
             up = 0.0
         elif beats:
             up = uptime(beats, lo, hi_seen)
         else:
             # no heartbeat history: each agent run counts from its start record to its stop record (or
             # to the site's last contact while it still runs)
-            method = "agent runs"
+            method, counted_to = "agent runs", hi_p
             marks = sorted(((_t(h.get("agent_time")) or _t(h.get("received_time")), h.get("kind")) for h in health
                             if h.get("site") == name and h.get("kind") in ("start", "stop")), key=lambda x: x[0] or 0.0)
             last = _t(row.get("last_heartbeat"))
@@ -205,8 +358,10 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
                     opened = None
             if opened is not None:
                 intervals.append((opened, max(opened, last or opened)))
-            up = contact_uptime(intervals, lo, hi_seen)
-        sites.append({"site": name, "start": lo, "end": hi, "uptime": up, "uptime_method": method,
+            up = contact_uptime(intervals, lo, hi_p) if hi_p is not None else 0.0
+        sites.append({"site": name, "start": lo, "end": hi, "uptime": up, "uptime_method": method, "counted_to": counted_to,
+                      "offline_s": None if spells is None else sum(x["length_s"] for x in spells),
+                      "offline_spells": None if spells is None else [x for x in spells if x["length_s"] > SPELL_LIST_MIN_S],
                       "heartbeats": len(beats), "online": row.get("online"), "last_heartbeat": _t(row.get("last_heartbeat")),
                       "alerts": sum(1 for a in alerts if a.get("site") == name),
                       "logged": sum(1 for a in logged if a.get("site") == name)})
@@ -227,7 +382,25 @@ def load_report_data(db_path: str | Path, session: str, evidence_roots: Sequence
         evidence.append({"alert_id": a["alert_id"], "site": a.get("site"), "path": a.get("evidence_path") or row.get("path"),
                          "bytes": row.get("bytes"), "sha512": sha, "state": state, "file": found})
     return ReportData(db_path, session, sites, [r for r in receivers if r.get("site") in site_names], timeline["faults"], alerts, evidence,
-                      timeline, span_lo, span_hi, logged=logged)
+                      timeline, span_lo, span_hi, logged=logged, last_record_s=last_record)
+
+
+def site_uptime(data: ReportData) -> list[dict]:
+    """Each site's uptime as plain JSON: ``site``, ``uptime`` (0-1), ``method`` (presence, heartbeats
+    or agent runs), ``counted_to`` (UTC) and, with presence, ``offline_s`` and the ``offline_spells``
+    longer than a minute (``start``, ``end`` UTC, ``length_s``, ``cause``, ``open``); else those are null."""
+    def utc(t):
+        return None if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    out = []
+    for s in data.sites:
+        spells = s.get("offline_spells")
+        out.append({"site": s["site"], "uptime": round(s["uptime"], 4), "method": s["uptime_method"], "counted_to": utc(s.get("counted_to")),
+                    "offline_s": None if s.get("offline_s") is None else round(s["offline_s"], 1),
+                    "offline_spells": None if spells is None else [
+                        {"start": utc(x["start_s"]), "end": utc(x["end_s"]), "length_s": round(x["length_s"], 1), "cause": x["cause"],
+                         "open": x["open"]} for x in spells]})
+    return out
 
 
 def _spectrum_hop(conn, alert: dict) -> tuple[plots.SpectrumHop, str] | None:
@@ -355,6 +528,71 @@ def logged_groups(logged: Sequence[dict]) -> list[dict]:
     return sorted(out, key=lambda g: (str(g["site"]), g["first"] or 0.0))
 
 
+def _duration(seconds: float) -> str:
+    """A length for people: ``42 s``, ``9 min 49 s``, ``1 h 02 min``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+#: how each uptime method works, as the report's note under the sites table says it
+UPTIME_METHODS = {
+    "presence": ("the collector's record of each change between online and offline. A site goes offline when the "
+                 "collector has heard nothing from it for its <code>--offline-after</code> time (10 s by default), so a spell "
+                 "begins that long after the site's last record, and ends at the first record heard again. The collector keeps "
+                 "this record only while it runs: time while the collector itself was stopped counts in the state it last recorded."),
+    "heartbeats": "heartbeat rows in the database, each vouching for half the usual heartbeat interval either side; offline spells are not known.",
+    "agent runs": ("the database holds no presence or heartbeat rows for them, so uptime runs from each agent start record "
+                   "to its stop record (or the site's last contact): an outage while the agent ran is not seen, and offline spells are not known."),
+}
+
+
+def _uptime_notes(data: ReportData) -> str:
+    """The note under the sites table: how each uptime figure in use was made, and nothing else."""
+    lines = []
+    for method, text in UPTIME_METHODS.items():
+        mine = [s for s in data.sites if s.get("uptime_method") == method]
+        if not mine:
+            continue
+        if method == "presence":
+            if any(x["cause"] == "no_record" for s in mine for x in s.get("offline_spells") or ()):
+                text += f" Time after the collector's last record ({_e(_iso(data.last_record_s))} UTC) counts as offline."
+        running = sorted({_iso(s["counted_to"]) for s in mine if s.get("counted_to") is not None and (s["end"] is None or s["counted_to"] < s["end"] - 0.5)})
+        if running and method != "heartbeats":
+            text += f" The session is still running: counted to the collector's last record, {_e(', '.join(running))} UTC."
+        lines.append(f"Uptime from <b>{_e(method)}</b> ({_e(', '.join(s['site'] for s in mine))}): {text}")
+    return '<p class="sub" id="uptime-methods">' + "<br>".join(lines) + "</p>" if lines else ""
+
+
+def _spells_table(data: ReportData) -> str:
+    """Every offline spell longer than a minute of the sites whose uptime comes from presence."""
+    known = [s for s in data.sites if s.get("uptime_method") == "presence"]
+    unknown = [s["site"] for s in data.sites if s.get("uptime_method") != "presence"]
+    out = ['<h3>Offline spells (longer than a minute)</h3>']
+    rows = [(s, x) for s in known for x in s.get("offline_spells") or ()]
+    if not known:
+        out.append('<p class="none">not known: the database has no presence rows for these sites</p>')
+        return "".join(out)
+    if not rows:
+        out.append(f'<p class="none">no site was offline for more than a minute in the session{" (not known for " + _e(", ".join(unknown)) + ")" if unknown else ""}</p>')
+        return "".join(out)
+    out.append('<table id="offline-spells"><thead><tr><th>site</th><th>offline from (UTC)</th><th>back (UTC)</th><th class="num">length</th>'
+               '<th>cause</th></tr></thead><tbody>')
+    for s, x in rows:
+        back = _e(_hms(x["end_s"]))
+        if x["open"]:
+            back = f'<span class="bad">still offline at {back}</span> ({"the session end" if s["end"] is not None and x["end_s"] >= s["end"] - 0.5 else "the last record"})'
+        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(x["start_s"]))}</td><td>{back}</td><td class="num">{_e(_duration(x["length_s"]))}</td>'
+                   f'<td>{_e(SPELL_CAUSES.get(x["cause"], x["cause"] or "offline"))}</td></tr>')
+    out.append("</tbody></table>")
+    if unknown:
+        out.append(f'<p class="sub">Offline spells are not known for {_e(", ".join(unknown))} (no presence rows).</p>')
+    return "".join(out)
+
+
 def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | None = None) -> str:
     sev_counts = {name: 0 for _, name, _ in plots.SEVERITY_LEVELS}
     for a in data.alerts:
@@ -374,17 +612,25 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
             ("alerts", len(data.alerts)), ("high severity", sev_counts["high"]), ("without disposition", pending),
             ("logged, not alerted", len(data.logged)), ("health faults", len(data.faults)), ("evidence files", len(data.evidence))))
         + "</div>")
-    out.append('<h2>Sites</h2><table id="sites"><thead><tr><th>site</th><th>session</th><th class="num">uptime</th><th class="num">heartbeats</th>'
-               '<th>now</th><th>last heartbeat</th><th class="num">alerts</th><th class="num">logged</th></tr></thead><tbody>')
+    out.append('<h2>Sites</h2><table id="sites"><thead><tr><th>site</th><th>session</th><th class="num">uptime</th><th>uptime from</th>'
+               '<th class="num">offline &gt; 1 min</th><th>now</th><th>last heartbeat</th><th class="num">alerts</th><th class="num">logged</th></tr></thead><tbody>')
     for s in data.sites:
         online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(s.get("online"), '<span class="none">unknown</span>')
-        mark = "" if s.get("uptime_method") == "heartbeats" else "*"
-        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}</td><td class="num">{100 * s["uptime"]:.1f} %{mark}</td>'
-                   f'<td class="num">{s["heartbeats"] if s.get("uptime_method") == "heartbeats" else "–"}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td>'
+        method = s.get("uptime_method")
+        span = f'{_e(_hms(s["start"]))}–{_e(_hms(s["end"]))}'
+        if method == "presence":
+            spells = s.get("offline_spells") or []
+            off = f'{len(spells)}' + (f' ({_e(_duration(sum(x["length_s"] for x in spells)))})' if spells else "")
+        else:
+            off = '<span class="none">not known</span>'
+        how = {"heartbeats": f'heartbeats ({s["heartbeats"]})'}.get(method, method)
+        cls = " bad" if s.get("offline_spells") else ""
+        out.append(f'<tr><td>{_e(s["site"])}</td><td>{span}</td><td class="num{cls}">{100 * s["uptime"]:.1f} %</td>'
+                   f'<td>{_e(how)}</td><td class="num">{off}</td><td>{online}</td><td>{_e(_iso(s.get("last_heartbeat")))}</td><td class="num">{s["alerts"]}</td>'
                    f'<td class="num">{s["logged"]}</td></tr>')
     out.append("</tbody></table>")
-    if any(s.get("uptime_method") != "heartbeats" for s in data.sites):
-        out.append('<p class="sub">* uptime from each agent run (its start record to its stop record or last contact): the database holds no heartbeat history.</p>')
+    out.append(_uptime_notes(data))
+    out.append(_spells_table(data))
     out.append('<h2>Receiver health</h2><table id="receivers"><thead><tr><th>site</th><th>receiver</th><th>now</th><th class="num">achieved revisit</th>'
                '<th class="num">noise floor</th><th>last heartbeat</th></tr></thead><tbody>')
     for r in sorted(data.receivers, key=lambda r: (r.get("site"), r.get("receiver"))):
@@ -395,7 +641,8 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
                    f'<td class="num">{nf + " dB" if nf else ""}</td><td>{_e(_iso(_t(r.get("last_heartbeat"))))}</td></tr>')
     if not data.receivers:
         out.append('<tr><td colspan="6" class="none">no receiver reported</td></tr>')
-    out.append("</tbody></table><h3>Health faults</h3>")
+    out.append("</tbody></table>")
+    out.append("<h3>Health faults</h3>")
     if data.faults:
         out.append('<table id="faults"><thead><tr><th>time (UTC)</th><th>site</th><th>receiver</th><th>kind</th><th>message</th></tr></thead><tbody>')
         for h in sorted(data.faults, key=lambda h: h["t"]):
@@ -513,7 +760,8 @@ def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fin
         conn = plots.open_db(db_path)
         try:
             for i, a in enumerate(data.top_alerts):
-                got = _spectrum_hop(conn, a)
+                with _readable(db_path):
+                    got = _spectrum_hop(conn, a)
                 hops, when = ([got[0]], got[1]) if got is not None else (None, None)
                 log_path = (spectrum_logs or {}).get(a.get("site"))
                 if hops is None and log_path is not None and Path(log_path).is_file():
