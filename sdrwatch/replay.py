@@ -53,7 +53,7 @@ def iter_hop_frames(rec, spec: SpectrumConfig, progress: Progress | None = None)
                 front.start(block)
             frames, first = front.frames(block)
             if progress:
-                progress(len(block.iq))
+                progress(block.num_samples)
             if len(frames):
                 yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, frames, np.arange(first, first + len(frames)))
         yield HopFrames(ci, cap.center_hz, cap.sample_start, freq, np.zeros((0, len(freq)), np.float32), np.zeros(0, int))
@@ -76,7 +76,7 @@ def learn_baseline(rec, settings: Settings = Settings(), progress: Progress | No
     for block in read_ahead_blocks(rec, learner.settings.spectrum):
         learner.push(block)
         if progress:
-            progress(len(block.iq))
+            progress(block.num_samples)
     try:
         return learner.finish(source=str(getattr(rec, "path", "")), created=now_iso())
     except BaselineError as exc:
@@ -95,7 +95,7 @@ def _events(chain: Chain, blocks: Iterable, progress: Progress | None) -> Iterat
     for block in blocks:
         yield from chain.push(block)
         if progress:
-            progress(len(block.iq))
+            progress(block.num_samples)
     yield from chain.close_all()
 
 

@@ -103,6 +103,7 @@ class LazyGroup(click.Group):
     def main(self, *args, **kwargs):  # noqa: D401 - click API
         """Usage errors (a bad option value, a missing argument) are one ``error:`` line too, exit 2."""
         kwargs.setdefault("standalone_mode", True)
+        _one_blas_thread()
         try:
             for sig in TERMINATING_SIGNALS:
                 signal.signal(sig, _terminate)
@@ -180,6 +181,14 @@ def fail(message: str) -> None:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sdrwatch")
+def _one_blas_thread() -> None:
+    """sdrwatch's numpy work is elementwise, FFTs and small reductions, none of it BLAS; OpenBLAS's
+    thread pool only costs start-up (about 0.07 s of ``import numpy`` on 2 cores) and competes with
+    the receivers' and the spectrum engine's threads. One BLAS thread, unless the user chose."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main() -> None:
     """sdrwatch: catch wireless cheating devices at exam sites with RTL-SDR receivers.
 

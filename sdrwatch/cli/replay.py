@@ -133,7 +133,7 @@ def _receiver_blocks(src, duration_s: float | None, block_samples: int):
     got = 0
     while total is None or got < total:
         block = src.read(block_samples if total is None else min(block_samples, total - got))
-        got += len(block.iq)
+        got += block.num_samples
         yield block
 
 
@@ -241,9 +241,9 @@ def replay(recording, baseline_path, out_format, duration_s, rate, freq, sample_
         with progress_bar(label, total) as cb:
             for block in blocks:
                 take(chain.push(block))
-                seen_samples += len(block.iq)
+                seen_samples += block.num_samples
                 if cb:
-                    cb(len(block.iq))
+                    cb(block.num_samples)
     except KeyboardInterrupt:
         interrupted = True
     except BrokenPipeError:

@@ -129,8 +129,9 @@ class _Front:
         self.active, self.dwell_start, self.next_index, self.frame_no = True, int(block.sample_index), int(block.sample_index), 0
 
     def frames(self, block) -> tuple[np.ndarray, int]:
-        power, _ = self.eng.push(block.iq, getattr(block, "ahead", None))  # frames computed ahead, if any
-        self.next_index = int(block.sample_index) + len(block.iq)
+        raw = getattr(block, "raw", None)  # a recording's cu8 bytes, as the frames ahead were computed from
+        power, _ = self.eng.push(block.iq if raw is None else raw, getattr(block, "ahead", None))  # frames computed ahead, if any
+        self.next_index = int(block.sample_index) + block.num_samples
         first = self.frame_no
         self.frame_no += len(power)
         return power[:, self.keep], first
@@ -303,7 +304,7 @@ class Chain:
             hop.windows = ScaleWindows(self.scales)
         self._current = key
         fs = self.sample_rate_hz
-        t0, t1 = block.sample_index / fs, (block.sample_index + len(block.iq)) / fs
+        t0, t1 = block.sample_index / fs, (block.sample_index + block.num_samples) / fs
         self.tracker.observe(t0, t1, hop.front.center_hz - self.half_hz, hop.front.center_hz + self.half_hz)
         self._now_s = max(self._now_s, t1)
         frames, first = hop.front.frames(block)

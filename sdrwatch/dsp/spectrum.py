@@ -17,7 +17,8 @@ The engine, per batch of ``BATCH_SEGMENTS`` segments in reused buffers (no alloc
 complex64 samples are multiplied straight into the windowed buffer as float32 (re, im) pairs by the
 real taps (no complex multiply, no temporary); one in-place
 batched FFT; ``|X|^2`` as one squaring pass over the float32 view and one add of its even and odd
-halves; frame sums. The FFT runs on ``scipy.fft`` (pocketfft), or on FFTW through pyFFTW when the
+halves; frame sums. A frame is the sum of its K segments' squares taken in order in float32
+(``((r0 + r1) + r2) + ...``), however its segments fall into batches, blocks and workers. The FFT runs on ``scipy.fft`` (pocketfft), or on FFTW through pyFFTW when the
 ``fast`` extra is installed (``pip install 'sdrwatch[fast]'``; planned once per size with
 ``FFTW_MEASURE``, the plans' wisdom cached in ``$XDG_CACHE_HOME/sdrwatch``). ``$SDRWATCH_FFT`` = ``scipy``
 or ``fftw`` forces one. Both give the same frames within float32 rounding. pyFFTW is BSD-licensed but
@@ -31,7 +32,7 @@ import os
 import pickle
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,8 @@ from ..errors import SdrwatchError
 #: segments per FFT batch: large enough to amortise the call and the Python loop, small enough for the
 #: buffers to stay near the cache (128 to 512 measured within noise of each other on a 2-core VM)
 BATCH_SEGMENTS = 256
+#: batches per piece: the unit of work handed to a pool thread when an engine has two workers
+PIECE_BATCHES = 2
 #: and at most this many samples per batch, for large FFT sizes
 _BATCH_SAMPLES_MAX = 1 << 19
 
@@ -326,10 +329,12 @@ def suppress_dc(power: np.ndarray, dc_bins: int) -> np.ndarray:
 
 @dataclass
 class _Lane:
-    """One worker's buffers: the FFT batch (aligned for FFTW, squared in place) and its FFTW plans."""
+    """One thread's buffers for one engine: the FFT batch (aligned for FFTW, squared in place), its
+    FFTW plans, and the input of a batch (raw cu8 converted, or a run that starts in the tail)."""
 
     spec: np.ndarray
     plans: dict
+    x: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
 
 
 _WORKERS: dict = {"n": None}
@@ -354,14 +359,24 @@ def set_default_workers(n: int | None) -> None:
 
 
 def _pool():
-    """The one background thread that runs the second worker's batches."""
+    """The two background threads that run a two-worker engine's pieces."""
     with _FFTW_LOCK:
         pool = _POOL.get("pool")
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = _POOL["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdrwatch-fft")
+            pool = _POOL["pool"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdrwatch-fft")
     return pool
+
+
+@dataclass
+class _Partial:
+    """The frame being summed across pushes: the in-order float32 sum of its first ``count`` segment
+    rows (squares of (re, im)), the first of which is segment ``start``."""
+
+    acc: np.ndarray | None = None
+    count: int = 0
+    start: int = 0
 
 
 _FRESH = ("fresh",)  # the state of an engine just made or reset
@@ -391,7 +406,7 @@ def frames_ahead(eng: "WelchFrames", iq: np.ndarray, restart: bool) -> FramesAhe
     before = eng._state
     power, start = eng._push(iq)
     after = eng._state = object()
-    g = eng._frames
+    g = eng._partial
     return FramesAhead(eng.key, before, after, power, start, eng._tail, eng._tail_index, eng._tail_raw,
                        (None if g.acc is None else g.acc.copy(), g.count, g.start))
 
@@ -440,8 +455,7 @@ class WelchFrames:
             self._plan_rows.append(rows)
             rows //= 2
         self.workers = max(1, min(2, int(workers if workers is not None else default_workers())))
-        self._lanes = [self._new_lane()]  # a second one when a push first has two batches for two workers
-        self._x = np.empty(0, dtype=np.float32)  # cu8 conversion buffer, grown as needed, kept across resets
+        self._lanes: dict[int, _Lane] = {}  # per thread (this one, the pool's): made when first used, kept across resets
         self.reset()
 
     def _new_lane(self) -> "_Lane":
@@ -457,26 +471,13 @@ class WelchFrames:
         self._tail = np.zeros(0, dtype=np.complex64)
         self._tail_index = 0  # stream index of the first sample of _tail
         self._tail_raw = False  # _tail in cu8 steps (u - 127.5), not full scale
-        self._taps = self._w2
-        self._frames = GroupSum(self.k)
+        self._partial = _Partial()
         self._state = _FRESH  # what a FramesAhead must start from to be taken (see push)
 
     @property
     def frame_samples(self) -> int:
         """Samples between the starts of consecutive frames."""
         return self.k * self.hop
-
-    def _convert(self, raw: np.ndarray) -> np.ndarray:
-        """Raw cu8 bytes -> complex64 samples in units of one step, centred (u - 127.5), in a reused
-        buffer (the tail kept from it is copied); the 1/127.5 is in the cu8 taps."""
-        if len(raw) % 2:
-            raise SdrwatchError(f"{len(raw)} cu8 bytes is not a whole number of I/Q pairs")
-        if len(self._x) < len(raw):
-            self._x = np.empty(max(len(raw), 2 * len(self._x)), dtype=np.float32)
-        pairs = self._x[: len(raw)]
-        np.copyto(pairs, raw, casting="unsafe")  # uint8 -> float32 is exact; faster than a mixed-type subtract
-        pairs -= np.float32(127.5)
-        return pairs.view(np.complex64)
 
     @property
     def key(self) -> tuple:
@@ -491,7 +492,8 @@ class WelchFrames:
         starts from this engine's state, else ignored and the frames computed here."""
         if ahead is not None and ahead.key == self.key and ahead.before is self._state:
             self._tail, self._tail_index, self._tail_raw = ahead.tail, ahead.tail_index, ahead.tail_raw
-            self._frames.acc, self._frames.count, self._frames.start = ahead.group
+            p = self._partial
+            p.acc, p.count, p.start = ahead.group
             self._state = ahead.after
             return ahead.power, ahead.start
         self._state = object()  # computed here: no FramesAhead starts from it
@@ -501,95 +503,65 @@ class WelchFrames:
         iq = np.asarray(iq)
         raw = iq.dtype == np.uint8
         if raw:
-            # raw cu8: converting once is cheaper than casting inside the windowing step, which reads
-            # every sample twice at 50 % overlap
-            iq = self._convert(iq)
-        iq = np.ascontiguousarray(iq, dtype=np.complex64)
+            if len(iq) % 2:
+                raise SdrwatchError(f"{len(iq)} cu8 bytes is not a whole number of I/Q pairs")
+        else:
+            iq = np.ascontiguousarray(iq, dtype=np.complex64)
         if raw != self._tail_raw:  # the stream changed kind: the tail follows it
             self._tail = self._tail * np.float32(127.5 if raw else 1.0 / 127.5)
             self._tail_raw = raw
-        self._taps = self._w2_cu8 if raw else self._w2
         tail = self._tail
-        nsamp = len(tail) + len(iq)
+        nt, nd = len(tail), len(iq) // 2 if raw else len(iq)
         base = self._tail_index
-        nseg = 0 if nsamp < self.n else (nsamp - self.n) // self.hop + 1
-        power, first_seg = self._segment_frames(tail, iq, nseg, base // self.hop)
+        nseg = 0 if nt + nd < self.n else (nt + nd - self.n) // self.hop + 1
+        power, first_seg = self._segment_frames(tail, iq, raw, nseg, base // self.hop)
         consumed = nseg * self.hop
-        if consumed >= len(tail):
-            self._tail = iq[consumed - len(tail):].copy()
+        if consumed >= nt:
+            rest = iq[2 * (consumed - nt):] if raw else iq[consumed - nt:]
+            self._tail = _steps(rest) if raw else rest.copy()
         else:
-            self._tail = np.concatenate([tail[consumed:], iq])
+            self._tail = np.concatenate([tail[consumed:], _steps(iq) if raw else iq])
         self._tail_index = base + consumed
         power *= self.scale / self.k
         power = np.fft.fftshift(power, axes=-1)
         suppress_dc(power, self.cfg.dc_bins)
         return power, first_seg * self.hop
 
-    def _rows(self, tail: np.ndarray, data: np.ndarray, nseg: int):
-        """The segments of ``tail`` followed by ``data`` as row views of interleaved (re, im) float32:
-        ``(head, body, nhead)``: segments 0..nhead-1 (those starting in the tail, at most two) are rows
-        of ``head``, a small joined copy; the rest are rows of ``body``, a strided view of ``data``
-        itself (no copy of the block)."""
-        n, hop = self.n, self.hop
+    def _segment_input(self, tail: np.ndarray, data: np.ndarray, raw: bool, lo: int, hi: int, lane: "_Lane") -> np.ndarray:
+        """Samples lo..hi-1 of ``tail`` followed by ``data`` as interleaved (re, im) float32: a view of
+        complex ``data`` itself where they lie in it, else (raw cu8, centred as u - 127.5, or a run
+        that starts in the tail) written into ``lane``'s input buffer, which stays in the cache for
+        the windowing that reads it next."""
         nt = len(tail)
-        nhead = min(nseg, -(-nt // hop))
-        head = body = None
-        if nhead:
-            joined = np.concatenate([tail, data[:n]]).view(np.float32)
-            head = np.lib.stride_tricks.sliding_window_view(joined, 2 * n)[:: 2 * hop]
-        if nseg > nhead:
-            first = nhead * hop - nt  # where segment nhead starts in data
-            body = np.lib.stride_tricks.sliding_window_view(data.view(np.float32)[2 * first:], 2 * n)[:: 2 * hop]
-        return head, body, nhead
+        if not raw and lo >= nt:
+            return data.view(np.float32)[2 * (lo - nt):2 * (hi - nt)]
+        need = 2 * (hi - lo)
+        if len(lane.x) < need:
+            lane.x = np.empty(need, dtype=np.float32)
+        buf = lane.x[:need]
+        k = 0
+        if lo < nt:
+            part = tail[lo:min(hi, nt)]
+            k = 2 * len(part)
+            buf[:k] = part.view(np.float32)
+        d0, d1 = max(lo, nt) - nt, hi - nt
+        if d1 > d0:
+            dst = buf[k:]
+            if raw:
+                np.copyto(dst, data[2 * d0:2 * d1], casting="unsafe")  # uint8 -> float32 is exact; faster than a mixed-type subtract
+                dst -= np.float32(127.5)
+            else:
+                dst[:] = data.view(np.float32)[2 * d0:2 * d1]
+        return buf
 
-    def _segment_powers(self, tail: np.ndarray, data: np.ndarray, nseg: int):
-        """Yield (first segment, |FFT(w * segment)|^2 rows) for every segment of ``tail`` followed by
-        ``data``, in cache-sized batches, in order.
-
-        The rows live in a reused buffer: use them before asking for the next batch. With two
-        workers, odd batches are computed in a second thread while this one computes the even ones.
-        """
-        if nseg <= 0:
-            return
-        rows = self._rows(tail, data, nseg)
-        per = self._batch
-        starts = range(0, nseg, per)
-        if self.workers < 2 or len(starts) < 2:
-            lane = self._lanes[0]
-            for s in starts:
-                yield s, self._batch_powers(rows, s, min(nseg, s + per), lane)
-            return
-        if len(self._lanes) < 2:
-            self._lanes.append(self._new_lane())
-        a, b = self._lanes[0], self._lanes[1]
-        pool = _pool()
-        for i in range(0, len(starts), 2):
-            s0 = starts[i]
-            fut = None
-            if i + 1 < len(starts):
-                s1 = starts[i + 1]
-                fut = pool.submit(self._batch_powers, rows, s1, min(nseg, s1 + per), b)
-            try:
-                yield s0, self._batch_powers(rows, s0, min(nseg, s0 + per), a)
-            finally:
-                if fut is not None:
-                    fut.exception()  # wait: the other batch is done with its buffers before we go on
-            if fut is not None:
-                yield s1, fut.result()
-
-    def _batch_powers(self, rows, s: int, e: int, lane: "_Lane") -> np.ndarray:
-        """The squares of the (re, im) parts of FFT(w * segment) for segments s..e-1, interleaved as
-        (segments, 2 * fft_size) float32, in ``lane``'s buffer."""
-        head, body, nhead = rows
+    def _batch_powers(self, rows, s: int, e: int, lane: "_Lane", taps: np.ndarray | None = None) -> np.ndarray:
+        """The squares of the (re, im) parts of FFT(w * segment) for segments s..e-1 of ``rows`` (a
+        (segments, 2 * fft_size) float32 view), interleaved as (segments, 2 * fft_size) float32, in
+        ``lane``'s buffer."""
         b = e - s
         specf = lane.spec.view(np.float32)[:b]
         # real taps on (re, im) pairs, straight into the FFT buffer: no complex multiply
-        taps = self._taps
-        h = max(0, min(e, nhead) - s)
-        if h:
-            np.multiply(head[s:s + h], taps, out=specf[:h])
-        if h < b:
-            np.multiply(body[s + h - nhead:e - nhead], taps, out=specf[h:])
+        np.multiply(rows[s:e], self._w2 if taps is None else taps, out=specf)
         spec = lane.spec[:b]
         if self.backend == "fftw":
             self._fftw_rows(spec, lane.plans)
@@ -602,7 +574,7 @@ class WelchFrames:
     def _fftw_rows(self, spec: np.ndarray, plans: dict | None = None) -> None:
         """FFT the rows of ``spec`` (a leading part of an aligned lane buffer) in place with the FFTW
         plans of that lane."""
-        plans = self._lanes[0].plans if plans is None else plans
+        plans = self._lane().plans if plans is None else plans
         at, left = 0, len(spec)
         for rows in self._plan_rows:  # largest first
             if left < rows:
@@ -620,20 +592,125 @@ class WelchFrames:
         if left:
             spec[at:] = _fft_rows(spec[at:])
 
-    def _segment_frames(self, tail: np.ndarray, data: np.ndarray, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frames completed by the segments of ``tail`` + ``data`` (sums of K segment powers, unscaled)."""
-        frames, starts = [], []
-        for s, sq in self._segment_powers(tail, data, nseg):
-            # frames sum the squares of (re, im) over their K segments; |X|^2 = re^2 + im^2 is then
-            # one add per frame rather than one per segment
-            f, st = self._frames.push(sq, first_index + s)
-            if len(f):
-                frames.append(f)
-                starts.append(st)
+    def _segment_powers(self, tail: np.ndarray, data: np.ndarray, nseg: int):
+        """Yield (first segment, |FFT(w * segment)|^2 rows) for every segment of ``tail`` followed by
+        complex ``data``, in cache-sized batches, in order, in this thread (:func:`welch_psd`).
+
+        The rows live in a reused buffer: use them before asking for the next batch.
+        """
+        lane = self._lane()
+        for s in range(0, max(0, nseg), self._batch):
+            e = min(nseg, s + self._batch)
+            x = self._segment_input(tail, data, False, s * self.hop, (e - 1) * self.hop + self.n, lane)
+            yield s, self._batch_powers(_row_view(x, self.n, self.hop), 0, e - s, lane)
+
+    def _lane(self) -> "_Lane":
+        """The calling thread's buffers and FFTW plans for this engine."""
+        me = threading.get_ident()
+        lane = self._lanes.get(me)
+        if lane is None:
+            lane = self._lanes[me] = self._new_lane()
+        return lane
+
+    def _fold(self, part: _Partial, sq: np.ndarray, first: int, frames: list, starts: list) -> None:
+        """Add rows ``sq`` (squared segments; ``first`` = the stream index of ``sq[0]``) to the frame
+        being summed, ``part``, in order, appending every frame they complete (its sum, its first
+        segment) to ``frames`` and ``starts``. Frames start at stream segments 0, K, 2K, ... A frame's
+        sum is ((r0 + r1) + r2) + ... in float32 however its rows arrive."""
+        k, b = self.k, len(sq)
+        lead = min((-first) % k, b)  # rows that finish the frame ``part`` holds
+        if lead:
+            head = sq[:lead]  # added to in place: the caller's buffer, used up here
+            if part.count:
+                head[0] += part.acc
+            else:
+                part.start = first
+            part.acc = head.sum(axis=0, dtype=np.float32)  # a 2-D sum over axis 0 adds the rows in order
+            part.count += lead
+            if part.count == k:
+                frames.append(part.acc[None, :])
+                starts.append(np.array([part.start], dtype=np.int64))
+                part.acc, part.count = None, 0
+        whole = (b - lead) // k
+        t0 = lead + whole * k
+        if whole:
+            frames.append(sq[lead:t0].reshape(whole, k, sq.shape[1]).sum(axis=1, dtype=np.float32))
+            starts.append(first + lead + k * np.arange(whole, dtype=np.int64))
+        if t0 < b:
+            part.acc, part.count, part.start = sq[t0:].sum(axis=0, dtype=np.float32), b - t0, first + t0
+
+    def _piece(self, tail: np.ndarray, data: np.ndarray, raw: bool, s: int, e: int, first: int):
+        """Segments s..e-1 of a push (of ``tail`` followed by ``data``; ``first`` = the stream index of
+        segment s), batch by batch in the calling thread's lane: the rows before their first frame
+        boundary (a copy: they finish a frame begun earlier), then the frames wholly inside, and the
+        frame left open at the end. Needs nothing from earlier segments, so pieces run on two
+        threads at once."""
+        lane, n, hop = self._lane(), self.n, self.hop
+        taps = self._w2_cu8 if raw else self._w2
+        lead = min((-first) % self.k, e - s)
+        head = np.empty((lead, 2 * n), dtype=np.float32) if lead else None
+        part, frames, starts = _Partial(), [], []
+        for bs in range(s, e, self._batch):
+            be = min(e, bs + self._batch)
+            x = self._segment_input(tail, data, raw, bs * hop, (be - 1) * hop + n, lane)
+            sq = self._batch_powers(_row_view(x, n, hop), 0, be - bs, lane, taps)
+            skip = max(0, min(be, s + lead) - bs)  # rows of this batch that belong to ``head``
+            if skip:
+                head[bs - s:bs - s + skip] = sq[:skip]
+            if skip < len(sq):
+                self._fold(part, sq[skip:], first + (bs - s) + skip, frames, starts)
+        return head, frames, starts, part
+
+    def _take(self, piece, first: int, frames: list, starts: list) -> None:
+        """Fold one piece's results (:meth:`_piece`, ``first`` = its first segment) into the engine's
+        open frame and the frames completed, in order."""
+        head, more, more_starts, part = piece
+        if head is not None:
+            self._fold(self._partial, head, first, frames, starts)
+        frames += more
+        starts += more_starts
+        if part.count:
+            self._partial = part
+
+    def _segment_frames(self, tail: np.ndarray, data: np.ndarray, raw: bool, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames completed by the segments of ``tail`` + ``data`` (sums of K segment powers, unscaled).
+
+        The segments go in pieces of :data:`PIECE_BATCHES` batches. One worker: piece after piece in
+        this thread. Two: the pieces run on the two pool threads (:func:`_pool`) while this one waits,
+        and their results are folded in order. The batches are the same either way (a grid of
+        ``batch`` segments from the push's first), so the frames are too, bit for bit."""
+        frames: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        per = self._batch * PIECE_BATCHES
+        spans = [(s, min(nseg, s + per)) for s in range(0, max(0, nseg), per)]
+        if self.workers < 2 or len(spans) < 2:
+            for s, e in spans:
+                self._take(self._piece(tail, data, raw, s, e, first_index + s), first_index + s, frames, starts)
+        else:
+            pool = _pool()
+            futs = [pool.submit(self._piece, tail, data, raw, s, e, first_index + s) for s, e in spans]
+            try:
+                for (s, _e), fut in zip(spans, futs):
+                    self._take(fut.result(), first_index + s, frames, starts)
+            finally:
+                for fut in futs:  # an error: every piece is done with the buffers before we go on
+                    fut.exception()
         if not frames:
             return np.zeros((0, self.n), dtype=np.float32), np.zeros(0, dtype=np.int64)
         sq = frames[0] if len(frames) == 1 else np.concatenate(frames)
+        # frames summed the squares of (re, im) over their K segments; |X|^2 = re^2 + im^2 is then one
+        # add per frame rather than one per segment
         return np.add(sq[:, 0::2], sq[:, 1::2]), np.concatenate(starts)
+
+
+def _row_view(x: np.ndarray, n: int, hop: int) -> np.ndarray:
+    """The segments of interleaved (re, im) float32 samples ``x`` as rows (a strided view, no copy)."""
+    return np.lib.stride_tricks.sliding_window_view(x, 2 * n)[:: 2 * hop]
+
+
+def _steps(raw: np.ndarray) -> np.ndarray:
+    """Raw cu8 bytes -> complex64 in units of one step, centred (u - 127.5)."""
+    return (raw.astype(np.float32) - np.float32(127.5)).view(np.complex64)
 
 
 def _fft_rows(spec: np.ndarray) -> np.ndarray:

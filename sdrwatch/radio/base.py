@@ -42,13 +42,21 @@ class Block:
     timestamp: float | None = None
     gain_db: float | None = None
 
+    #: the samples as raw cu8 bytes (interleaved I/Q), where a block keeps them so (a recording's
+    #: blocks read ahead for replay: :class:`sdrwatch.radio.file.FramedBlock`); else None
+    raw = None
+
     @property
     def time_s(self) -> float:
         return self.sample_index / self.sample_rate_hz
 
     @property
+    def num_samples(self) -> int:
+        return len(self.iq)
+
+    @property
     def duration_s(self) -> float:
-        return len(self.iq) / self.sample_rate_hz
+        return self.num_samples / self.sample_rate_hz
 
 
 @dataclass

@@ -342,10 +342,15 @@ class Recording:
 
     def _read_raw(self, fh, ci: int, offset: int, num: int, buf: bytearray | None = None) -> np.ndarray:
         """``num`` samples starting ``offset`` samples into capture ``ci``, as complex64."""
+        return to_iq(self._read_bytes(fh, ci, offset, num, buf), self.fmt)
+
+    def _read_bytes(self, fh, ci: int, offset: int, num: int, buf=None) -> memoryview:
+        """The bytes of ``num`` samples starting ``offset`` samples into capture ``ci``, read into
+        ``buf`` (a bytearray or uint8 array, grown if short) and returned as a view of it."""
         nbytes = num * self._width
         if buf is None or len(buf) < nbytes:
             buf = bytearray(nbytes)
-        view = memoryview(buf)[:nbytes]
+        view = memoryview(buf).cast("B")[:nbytes]
         fh.seek(self._byte_offsets[ci] + offset * self._width)
         got = 0
         while got < nbytes:
@@ -353,7 +358,7 @@ class Recording:
             if not k:
                 raise RecordingError(f"{self.path}: file ended early at byte {fh.tell()} (changed while reading?)")
             got += k
-        return to_iq(view, self.fmt)
+        return buf if isinstance(buf, np.ndarray) and len(buf) == nbytes else view
 
     def iter_blocks(self, block_samples: int = 262144, captures: Iterable[int] | None = None,
                     frames=None) -> Iterator[Block]:
@@ -374,9 +379,13 @@ class Recording:
         blocks = self._blocks(block_samples, captures)
         if min(int(block_samples), max((c.sample_count for c in self.captures), default=0)) < PREFETCH_MIN_SAMPLES:
             return blocks  # short blocks (a sweep's dwells): handing them between threads costs more than it saves
-        return prefetch(blocks if frames is None else _with_frames(blocks, frames))
+        if frames is None:
+            return prefetch(blocks)
+        return prefetch(_with_frames(self._blocks(block_samples, captures, raw=True), frames))
 
-    def _blocks(self, block_samples: int, captures: Iterable[int] | None) -> Iterator[Block]:
+    def _blocks(self, block_samples: int, captures: Iterable[int] | None, raw: bool = False) -> Iterator[Block]:
+        """The blocks of :meth:`iter_blocks`, in this thread. ``raw``: a cu8 recording's blocks are
+        :class:`FramedBlock` s holding the bytes as read (``raw``; ``iq`` converts them on first use)."""
         block_samples = int(block_samples)
         if block_samples <= 0:
             raise ValueError("block_samples must be positive")
@@ -384,6 +393,7 @@ class Recording:
         for ci in indices:
             if not 0 <= ci < len(self.captures):
                 raise RecordingError(f"{self.path} has no capture {ci} (it has {len(self.captures)})")
+        raw = raw and self.fmt == "cu8"
         buf = bytearray(block_samples * self._width)
         with open(self.path, "rb") as fh:
             for ci in indices:
@@ -392,12 +402,13 @@ class Recording:
                 pos = 0
                 while pos < cap.sample_count:
                     num = min(block_samples, cap.sample_count - pos)
-                    iq = self._read_raw(fh, ci, pos, num, buf)
                     t0 = self._t0[ci]
-                    yield Block(iq=iq, center_hz=cap.center_hz, sample_rate_hz=self.sample_rate_hz,
-                                sample_index=cap.sample_start + pos,
-                                timestamp=None if t0 is None else t0 + pos / self.sample_rate_hz,
-                                gain_db=gain)
+                    at = dict(center_hz=cap.center_hz, sample_rate_hz=self.sample_rate_hz, sample_index=cap.sample_start + pos,
+                              timestamp=None if t0 is None else t0 + pos / self.sample_rate_hz, gain_db=gain)
+                    if raw:  # its own bytes: the block keeps them
+                        yield FramedBlock(raw=self._read_bytes(fh, ci, pos, num, np.empty(2 * num, dtype=np.uint8)), **at)
+                    else:
+                        yield Block(iq=to_iq(self._read_bytes(fh, ci, pos, num, buf), self.fmt), **at)
                     pos += num
 
     def read(self, sample_start: int, num_samples: int) -> np.ndarray:
@@ -1168,11 +1179,31 @@ def open_file_source(uri: str, *, loop: bool = False, sample_rate_hz: float | No
     return FileSource(rec, uri, loop=loop)
 
 
-@dataclass(frozen=True)
 class FramedBlock(Block):
-    """A block with its Welch frames computed ahead (:meth:`Recording.iter_blocks` ``frames=``)."""
+    """A block of a recording read ahead (:meth:`Recording.iter_blocks` ``frames=``): its Welch frames
+    computed beforehand (``ahead``, a :class:`~sdrwatch.dsp.spectrum.FramesAhead`), and for cu8 its
+    samples kept as the bytes read (``raw``), which the chain's engine takes as they are; ``iq``
+    converts them to complex64 on first use (a replay never needs it). Takes ``iq`` or ``raw``."""
 
-    ahead: Any = None  # sdrwatch.dsp.spectrum.FramesAhead
+    def __init__(self, iq: np.ndarray | None = None, center_hz: float = 0.0, sample_rate_hz: float = 0.0,
+                 sample_index: int = 0, timestamp: float | None = None, gain_db: float | None = None, *,
+                 raw: np.ndarray | None = None, ahead: Any = None):
+        if (iq is None) == (raw is None):
+            raise ValueError("a FramedBlock holds either iq or raw cu8 bytes")
+        put = object.__setattr__  # a frozen dataclass's fields
+        for name, value in (("_iq", iq), ("raw", raw), ("center_hz", center_hz), ("sample_rate_hz", sample_rate_hz),
+                            ("sample_index", sample_index), ("timestamp", timestamp), ("gain_db", gain_db), ("ahead", ahead)):
+            put(self, name, value)
+
+    @property
+    def iq(self) -> np.ndarray:
+        if self._iq is None:
+            object.__setattr__(self, "_iq", to_iq(self.raw, "cu8"))
+        return self._iq
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.raw) // 2 if self._iq is None else len(self._iq)
 
 
 def _with_frames(blocks: Iterator[Block], eng) -> Iterator[FramedBlock]:
@@ -1183,9 +1214,11 @@ def _with_frames(blocks: Iterator[Block], eng) -> Iterator[FramedBlock]:
     center, end = None, None
     for b in blocks:
         restart = center != round(b.center_hz) or b.sample_index != end
-        center, end = round(b.center_hz), b.sample_index + len(b.iq)
-        yield FramedBlock(b.iq, b.center_hz, b.sample_rate_hz, b.sample_index, b.timestamp, b.gain_db,
-                          ahead=frames_ahead(eng, b.iq, restart))
+        center, end = round(b.center_hz), b.sample_index + b.num_samples
+        data = b.raw if b.raw is not None else b.iq
+        kind = {"raw": data} if b.raw is not None else {"iq": data}
+        yield FramedBlock(**kind, center_hz=b.center_hz, sample_rate_hz=b.sample_rate_hz, sample_index=b.sample_index,
+                          timestamp=b.timestamp, gain_db=b.gain_db, ahead=frames_ahead(eng, data, restart))
 
 
 _DONE = object()
