@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 import scipy.signal
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdrwatch.dsp import spectrum
 from sdrwatch.dsp.spectrum import WINDOWS, SpectrumConfig, WelchFrames, fft_backend
@@ -136,8 +138,8 @@ def test_the_replay_path_imports_no_heavy_module(tmp_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_workers_give_the_same_frames_bit_for_bit(backend):
-    """A second worker runs every other batch of segments in a thread: the batches are the same, so the
-    frames are identical, whatever the block sizes."""
+    """Two workers run a push's pieces on two pool threads: the batches are the same, so the frames are
+    identical, whatever the block sizes."""
     raw = raw_cu8(900_000, seed=11)
     got = {}
     for workers in (1, 2):
@@ -146,6 +148,33 @@ def test_two_workers_give_the_same_frames_bit_for_bit(backend):
         parts = [eng.push(raw[off: off + 2 * 310_001])[0] for off in range(0, len(raw), 2 * 310_001)]
         got[workers] = np.concatenate(parts)
     assert got[1].shape[0] > 30 and np.array_equal(got[1], got[2])
+
+
+@settings(max_examples=25, deadline=None)
+@given(fft_log2=st.integers(6, 10), k=st.integers(1, 700), cuts=st.lists(st.integers(1, 400_000), min_size=1, max_size=4),
+       kind=st.sampled_from(["complex64", "cu8"]), seed=st.integers(0, 2**16))
+def test_frames_of_any_length_and_any_blocks_match_the_reference(fft_log2, k, cuts, kind, seed):
+    """Frames of 1 to 700 segments (fewer and more than a batch or a piece of the engine's work), over
+    blocks of any size: the float64 formula within float32 rounding, with one worker or two, and the
+    two the same bit for bit."""
+    n = 1 << fft_log2
+    cfg = SpectrumConfig(fft_size=n, frame_s=k * (n // 2) / RATE)
+    raw = raw_cu8(sum(cuts) + n, seed=seed)
+    iq = to_iq(raw, "cu8")
+    bounds = np.cumsum([0, *cuts, n])
+    got = {}
+    for workers in (1, 2):
+        eng = WelchFrames(RATE, cfg, backend="scipy", workers=workers)
+        assert eng.k == k
+        parts = [eng.push(raw[2 * a: 2 * b] if kind == "cu8" else iq[a:b]) for a, b in zip(bounds, bounds[1:])]
+        got[workers] = (np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts]))
+    want = reference_frames(iq, cfg)
+    frames, starts = got[1]
+    assert frames.shape == want.shape
+    assert np.array_equal(starts, np.arange(len(want)) * eng.frame_samples)
+    err = np.abs(frames - want)
+    assert np.all(err <= 2e-5 * want + 1e-6 * want.max(axis=1, keepdims=True, initial=0.0))
+    assert np.array_equal(got[2][0], frames) and np.array_equal(got[2][1], starts)
 
 
 def test_default_workers(monkeypatch):

@@ -365,8 +365,12 @@ def _pool():
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = _POOL["pool"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdrwatch-fft")
+            pool = _POOL["pool"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdrwatch-fft",
+                                                      initializer=lambda: _POOL_THREADS.add(threading.get_ident()))
     return pool
+
+
+_POOL_THREADS: set[int] = set()
 
 
 @dataclass
@@ -455,7 +459,7 @@ class WelchFrames:
             self._plan_rows.append(rows)
             rows //= 2
         self.workers = max(1, min(2, int(workers if workers is not None else default_workers())))
-        self._lanes: dict[int, _Lane] = {}  # per thread (this one, the pool's): made when first used, kept across resets
+        self._lanes: dict[int, _Lane] = {}  # see _lane: made when first used, kept across resets
         self.reset()
 
     def _new_lane(self) -> "_Lane":
@@ -605,11 +609,14 @@ class WelchFrames:
             yield s, self._batch_powers(_row_view(x, self.n, self.hop), 0, e - s, lane)
 
     def _lane(self) -> "_Lane":
-        """The calling thread's buffers and FFTW plans for this engine."""
+        """This engine's buffers and FFTW plans for the calling thread: one lane per pool thread, and
+        one for whichever other thread pushes (an engine is fed by one thread at a time), so a
+        receiver restarted in a new thread does not add lanes."""
         me = threading.get_ident()
-        lane = self._lanes.get(me)
+        key = me if me in _POOL_THREADS else 0
+        lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[me] = self._new_lane()
+            lane = self._lanes[key] = self._new_lane()
         return lane
 
     def _fold(self, part: _Partial, sq: np.ndarray, first: int, frames: list, starts: list) -> None:
