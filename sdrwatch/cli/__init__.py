@@ -179,8 +179,6 @@ def fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sdrwatch")
 def _one_blas_thread() -> None:
     """sdrwatch's numpy work is elementwise, FFTs and small reductions, none of it BLAS; OpenBLAS's
     thread pool only costs start-up (about 0.07 s of ``import numpy`` on 2 cores) and competes with
@@ -189,6 +187,8 @@ def _one_blas_thread() -> None:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sdrwatch")
 def main() -> None:
     """sdrwatch: catch wireless cheating devices at exam sites with RTL-SDR receivers.
 

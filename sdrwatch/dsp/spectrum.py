@@ -34,6 +34,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -151,6 +152,7 @@ def window_taps(cfg: SpectrumConfig) -> np.ndarray:
 _FFTW_LOCK = threading.Lock()
 _fftw_state: dict = {"loaded": False, "new_plans": False}
 _compiled: dict[str, object] = {}
+_LOAD_LOCK = threading.RLock()
 
 
 def _compiled_module(package: str, relpath: str):
@@ -165,6 +167,13 @@ def _compiled_module(package: str, relpath: str):
     version) gives None, and the caller imports the package instead.
     """
     qualname = ".".join([package, *relpath.split("/")])
+    if qualname in _compiled:
+        return _compiled[qualname]
+    with _LOAD_LOCK:  # two pool threads may ask at once: one loads, the other waits for it
+        return _load_compiled(package, relpath, qualname)
+
+
+def _load_compiled(package: str, relpath: str, qualname: str):
     if qualname in _compiled:
         return _compiled[qualname]
     mod = sys.modules.get(qualname)
@@ -189,7 +198,8 @@ def _pyfftw():
     core = _compiled_module("pyfftw", "pyfftw")
     if core is not None and all(hasattr(core, n) for n in ("FFTW", "empty_aligned", "export_wisdom", "import_wisdom")):
         return core
-    import pyfftw
+    with _LOAD_LOCK:
+        import pyfftw
 
     return pyfftw
 
@@ -383,6 +393,28 @@ class _Partial:
     start: int = 0
 
 
+@dataclass
+class _Pending:
+    """A submitted push (:meth:`WelchFrames._submit`): the stream index of each piece's first segment,
+    and the pieces (futures, or :class:`_Done`)."""
+
+    firsts: list
+    pieces: list
+
+
+class _Done:
+    """A piece computed in the calling thread, with a future's two methods."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+    def exception(self):
+        return None
+
+
 _FRESH = ("fresh",)  # the state of an engine just made or reset
 
 
@@ -405,14 +437,38 @@ class FramesAhead:
 def frames_ahead(eng: "WelchFrames", iq: np.ndarray, restart: bool) -> FramesAhead:
     """Push ``iq`` into ``eng`` (reset first when ``restart``: a new dwell) and describe the push for
     another engine with the same key that was fed the same stream (``WelchFrames.push(iq, ahead)``)."""
-    if restart:
-        eng.reset()
-    before = eng._state
-    power, start = eng._push(iq)
-    after = eng._state = object()
-    g = eng._partial
-    return FramesAhead(eng.key, before, after, power, start, eng._tail, eng._tail_index, eng._tail_raw,
-                       (None if g.acc is None else g.acc.copy(), g.count, g.start))
+    return next(frames_ahead_stream(eng, [(None, iq, restart)]))[1]
+
+
+def frames_ahead_stream(eng: "WelchFrames", items) -> Iterator[tuple[object, FramesAhead]]:
+    """:func:`frames_ahead` over ``items`` of ``(payload, samples, restart)``, yielding ``(payload,
+    FramesAhead)`` in order, one push behind: the pieces of push i+1 are started (on the pool threads,
+    with two workers) before push i is collected, so the pool has work while this thread folds frames
+    and reads the next block."""
+    held = None
+
+    def finish(h):
+        payload, pending, before, after, tail = h
+        power, start = eng._collect(pending)
+        g = eng._partial
+        return payload, FramesAhead(eng.key, before, after, power, start, *tail,
+                                    (None if g.acc is None else g.acc.copy(), g.count, g.start))
+
+    for payload, iq, restart in items:
+        if restart:
+            if held is not None:
+                yield finish(held)
+                held = None
+            eng.reset()
+        before = eng._state
+        pending = eng._submit(iq)
+        after = eng._state = object()
+        h = (payload, pending, before, after, (eng._tail, eng._tail_index, eng._tail_raw))
+        if held is not None:
+            yield finish(held)
+        held = h
+    if held is not None:
+        yield finish(held)
 
 
 class WelchFrames:
@@ -504,6 +560,12 @@ class WelchFrames:
         return self._push(iq)
 
     def _push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._collect(self._submit(iq))
+
+    def _submit(self, iq: np.ndarray) -> "_Pending":
+        """The first half of a push: the tail carried on, and the segments' pieces started (on the
+        pool threads with two workers, else computed here). :meth:`_collect` finishes it; pushes are
+        collected in the order they were submitted, and none is pending across a :meth:`reset`."""
         iq = np.asarray(iq)
         raw = iq.dtype == np.uint8
         if raw:
@@ -518,7 +580,14 @@ class WelchFrames:
         nt, nd = len(tail), len(iq) // 2 if raw else len(iq)
         base = self._tail_index
         nseg = 0 if nt + nd < self.n else (nt + nd - self.n) // self.hop + 1
-        power, first_seg = self._segment_frames(tail, iq, raw, nseg, base // self.hop)
+        first = base // self.hop
+        per = self._batch * PIECE_BATCHES
+        spans = [(s, min(nseg, s + per)) for s in range(0, max(0, nseg), per)]
+        if self.workers < 2 or len(spans) < 2:
+            pieces = [_Done(self._piece(tail, iq, raw, s, e, first + s)) for s, e in spans]
+        else:
+            pool = _pool()
+            pieces = [pool.submit(self._piece, tail, iq, raw, s, e, first + s) for s, e in spans]
         consumed = nseg * self.hop
         if consumed >= nt:
             rest = iq[2 * (consumed - nt):] if raw else iq[consumed - nt:]
@@ -526,10 +595,28 @@ class WelchFrames:
         else:
             self._tail = np.concatenate([tail[consumed:], _steps(iq) if raw else iq])
         self._tail_index = base + consumed
+        return _Pending([first + s for s, _e in spans], pieces)
+
+    def _collect(self, pending: "_Pending") -> tuple[np.ndarray, np.ndarray]:
+        """The frames of a submitted push: its pieces folded in order into the open frame."""
+        frames: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        try:
+            for first, piece in zip(pending.firsts, pending.pieces):
+                self._take(piece.result(), first, frames, starts)
+        finally:
+            for piece in pending.pieces:  # an error: every piece has ended before it is raised
+                piece.exception()
+        if not frames:
+            return np.zeros((0, self.n), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        sq = frames[0] if len(frames) == 1 else np.concatenate(frames)
+        # frames summed the squares of (re, im) over their K segments; |X|^2 = re^2 + im^2 is then one
+        # add per frame rather than one per segment
+        power = np.add(sq[:, 0::2], sq[:, 1::2])
         power *= self.scale / self.k
         power = np.fft.fftshift(power, axes=-1)
         suppress_dc(power, self.cfg.dc_bins)
-        return power, first_seg * self.hop
+        return power, np.concatenate(starts) * self.hop
 
     def _segment_input(self, tail: np.ndarray, data: np.ndarray, raw: bool, lo: int, hi: int, lane: "_Lane") -> np.ndarray:
         """Samples lo..hi-1 of ``tail`` followed by ``data`` as interleaved (re, im) float32: a view of
@@ -679,36 +766,6 @@ class WelchFrames:
         if part.count:
             self._partial = part
 
-    def _segment_frames(self, tail: np.ndarray, data: np.ndarray, raw: bool, nseg: int, first_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frames completed by the segments of ``tail`` + ``data`` (sums of K segment powers, unscaled).
-
-        The segments go in pieces of :data:`PIECE_BATCHES` batches. One worker: piece after piece in
-        this thread. Two: the pieces run on the two pool threads (:func:`_pool`) while this one waits,
-        and their results are folded in order. The batches are the same either way (a grid of
-        ``batch`` segments from the push's first), so the frames are too, bit for bit."""
-        frames: list[np.ndarray] = []
-        starts: list[np.ndarray] = []
-        per = self._batch * PIECE_BATCHES
-        spans = [(s, min(nseg, s + per)) for s in range(0, max(0, nseg), per)]
-        if self.workers < 2 or len(spans) < 2:
-            for s, e in spans:
-                self._take(self._piece(tail, data, raw, s, e, first_index + s), first_index + s, frames, starts)
-        else:
-            pool = _pool()
-            futs = [pool.submit(self._piece, tail, data, raw, s, e, first_index + s) for s, e in spans]
-            try:
-                for (s, _e), fut in zip(spans, futs):
-                    self._take(fut.result(), first_index + s, frames, starts)
-            finally:
-                for fut in futs:  # an error: every piece is done with the buffers before we go on
-                    fut.exception()
-        if not frames:
-            return np.zeros((0, self.n), dtype=np.float32), np.zeros(0, dtype=np.int64)
-        sq = frames[0] if len(frames) == 1 else np.concatenate(frames)
-        # frames summed the squares of (re, im) over their K segments; |X|^2 = re^2 + im^2 is then one
-        # add per frame rather than one per segment
-        return np.add(sq[:, 0::2], sq[:, 1::2]), np.concatenate(starts)
-
 
 def _row_view(x: np.ndarray, n: int, hop: int) -> np.ndarray:
     """The segments of interleaved (re, im) float32 samples ``x`` as rows (a strided view, no copy)."""
@@ -724,7 +781,8 @@ def _fft_rows(spec: np.ndarray) -> np.ndarray:
     """The FFT of each row of ``spec`` (complex64, C-contiguous), in place, by pocketfft."""
     c2c = _compiled.get("c2c", False)
     if c2c is False:
-        c2c = _compiled["c2c"] = _pocketfft_c2c()
+        with _LOAD_LOCK:
+            c2c = _compiled["c2c"] = _pocketfft_c2c()
     if c2c is not None:
         return c2c(spec, (1,), True, 0, spec, 1)
     import scipy.fft

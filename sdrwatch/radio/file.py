@@ -1208,17 +1208,21 @@ class FramedBlock(Block):
 
 def _with_frames(blocks: Iterator[Block], eng) -> Iterator[FramedBlock]:
     """Each block with ``eng``'s frames of it; ``eng`` restarts where the chain starts a new dwell (a
-    new tuning, or samples that do not follow)."""
-    from ..dsp.spectrum import frames_ahead
+    new tuning, or samples that do not follow). The frames of the next block are under way while this
+    one's are finished (:func:`~sdrwatch.dsp.spectrum.frames_ahead_stream`)."""
+    from ..dsp.spectrum import frames_ahead_stream
 
-    center, end = None, None
-    for b in blocks:
-        restart = center != round(b.center_hz) or b.sample_index != end
-        center, end = round(b.center_hz), b.sample_index + b.num_samples
-        data = b.raw if b.raw is not None else b.iq
-        kind = {"raw": data} if b.raw is not None else {"iq": data}
+    def items():
+        center, end = None, None
+        for b in blocks:
+            restart = center != round(b.center_hz) or b.sample_index != end
+            center, end = round(b.center_hz), b.sample_index + b.num_samples
+            yield b, (b.raw if b.raw is not None else b.iq), restart
+
+    for b, ahead in frames_ahead_stream(eng, items()):
+        kind = {"raw": b.raw} if b.raw is not None else {"iq": b.iq}
         yield FramedBlock(**kind, center_hz=b.center_hz, sample_rate_hz=b.sample_rate_hz, sample_index=b.sample_index,
-                          timestamp=b.timestamp, gain_db=b.gain_db, ahead=frames_ahead(eng, data, restart))
+                          timestamp=b.timestamp, gain_db=b.gain_db, ahead=ahead)
 
 
 _DONE = object()
