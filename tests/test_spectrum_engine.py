@@ -231,3 +231,20 @@ def test_frames_computed_ahead_are_taken_only_when_they_follow():
     other = WelchFrames(RATE, SpectrumConfig(fft_size=512), backend="scipy")
     p, _ = other.push(blocks[0], aheads[0])
     assert p.shape[1] == 512
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fresh_process_starts_two_workers_at_once(backend):
+    """The compiled FFT modules are loaded when first needed, here by the two pool threads at the
+    same moment: each fresh process must get its frames (a race once made one see a half-loaded
+    pyFFTW and fail)."""
+    code = (
+        "import numpy as np; from sdrwatch.dsp.spectrum import WelchFrames, SpectrumConfig\n"
+        f"eng = WelchFrames(2.4e6, SpectrumConfig(fft_size=1024), backend={backend!r}, workers=2)\n"
+        "raw = np.random.default_rng(1).integers(0, 256, 2 << 20).astype(np.uint8)\n"
+        "p, s = eng.push(raw); print(p.shape[0])\n"
+    )
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr.strip().splitlines()[-1:]
+        assert int(out.stdout) == (((1 << 20) - 1024) // 512 + 1) // 23  # the whole 5 ms frames of 1 Mi samples
