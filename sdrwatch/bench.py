@@ -392,7 +392,7 @@ def measure_psd(num_samples: int, repeats: int = 3, seed: int = 1) -> list[Measu
                 Measurement("psd_fftw_vs_reference", None, "x", None, None, "skipped: " + note, skipped=note)]
     if two:
         out.append(Measurement("psd_fftw_2_workers", msps["two"], "Msps", None, None,
-                               "the FFTW engine with a second worker thread (as `sdrwatch replay` runs it), best wall time; "
+                               "the FFTW engine with two workers (its pieces on two pool threads, as `sdrwatch replay` runs it), best wall time; "
                                "only as fast as the second core is free", {**common, "load_1min": _load()}))
     else:
         note = "needs pyFFTW and a second core"

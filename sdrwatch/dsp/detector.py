@@ -137,6 +137,15 @@ def summed_bins_dof(k: float, m: int, rho: np.ndarray) -> float:
     return float(k * m / (1.0 + 2.0 * np.sum((1.0 - j / m) * rho[j])))
 
 
+
+def _window_prefix(means: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prefix sums over bins (float64, a zero column first) of the windows named in ``windows`` only,
+    and each entry's row in them: ``cum[row[i], b] - cum[row[i], a]`` is the power of window
+    ``windows[i]`` summed over bins a..b-1. A batch has many windows; its candidates sit in a few."""
+    rows = np.flatnonzero(np.bincount(windows, minlength=len(means)))
+    cum = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(means[rows], axis=1, dtype=np.float64)], axis=1)
+    return cum, np.searchsorted(rows, windows)
+
 def _runs(above_low: np.ndarray, above_up: np.ndarray, min_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Runs of ``above_low`` (one-bin gaps joined) holding an ``above_up`` and >= min_len long."""
     above_low = above_low.copy()
@@ -574,14 +583,14 @@ class HopDetector:
         # runs that can be near: b > lo - reach - 1 and a < hi + reach + 1 (runs are disjoint, sorted)
         i0 = np.searchsorted(rb, lo - reach - 1, side="right")
         i1 = np.searchsorted(ra, hi + reach + 1, side="left")
-        cum_p = np.concatenate([np.zeros((len(means), 1)), np.cumsum(means, axis=1, dtype=np.float64)], axis=1)
+        cum_p, wi = _window_prefix(means, w)
         drop = np.zeros(len(cand), dtype=bool)
         for j in range(int(np.max(i1 - i0, initial=0))):
             r = i0 + j
             ok = r < i1
             rr = np.minimum(r, len(ra) - 1)
             near = np.maximum(ra[rr] - hi, lo - rb[rr] + 1) <= g[rr]
-            run_dbfs = 10 * np.log10(np.maximum(cum_p[w, rb[rr]] - cum_p[w, ra[rr]], 1e-30) / self.enbw)
+            run_dbfs = 10 * np.log10(np.maximum(cum_p[wi, rb[rr]] - cum_p[wi, ra[rr]], 1e-30) / self.enbw)
             drop |= ok & near & (run_dbfs - b.power_dbfs[cand] >= self.cfg.splatter_db)
         keep[cand[drop]] = False
         return keep
@@ -602,10 +611,9 @@ class HopDetector:
         any_run = i0 < i1
         lo = np.where(any_run, np.minimum(lo, ra[np.minimum(i0, len(ra) - 1)]), lo)
         hi = np.where(any_run, np.maximum(hi, rb[np.maximum(i1 - 1, 0)]), hi)
-        w = b.window[cand]
-        cum_p = np.concatenate([np.zeros((len(means), 1)), np.cumsum(means, axis=1, dtype=np.float64)], axis=1)
+        cum_p, wi = _window_prefix(means, b.window[cand])
         cum_e = np.concatenate(([0.0], np.cumsum(th.envelope, dtype=np.float64)))
-        p_tot = cum_p[w, hi] - cum_p[w, lo]
+        p_tot = cum_p[wi, hi] - cum_p[wi, lo]
         e_tot = cum_e[hi] - cum_e[lo]
         keep[cand] = p_tot > e_tot * 10 ** (self.cfg.margin_db / 10)
         return keep
