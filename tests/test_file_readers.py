@@ -114,6 +114,33 @@ def test_blocks_can_carry_their_frames_computed_ahead(tmp_path, monkeypatch):
     assert len(short) == 15 and not any(isinstance(b, FramedBlock) for b in short)
 
 
+def test_cu8_blocks_read_ahead_keep_their_bytes(tmp_path, monkeypatch):
+    """A cu8 recording's blocks read ahead for a replay keep the bytes as read: the chain's engine
+    takes them as they are (the frames ahead came from them), and ``iq`` is converted only when asked,
+    to the same samples a plain read gives."""
+    from sdrwatch.dsp.spectrum import SpectrumConfig, WelchFrames
+    from sdrwatch.radio import file as file_mod
+    from sdrwatch.radio.file import FramedBlock
+
+    monkeypatch.setattr(file_mod, "PREFETCH_MIN_SAMPLES", 50_000)
+    path = tmp_path / "cap_433.92M_2400k.cu8"
+    path.write_bytes(from_iq(tone(250_001), "cu8"))
+    rec = open_recording(path)
+    cfg = SpectrumConfig(fft_size=256)
+    plain = list(rec.iter_blocks(100_000))
+    blocks = list(rec.iter_blocks(100_000, frames=WelchFrames(rec.sample_rate_hz, cfg, workers=2)))
+    assert [b.num_samples for b in blocks] == [len(b.iq) for b in plain] == [100_000, 100_000, 50_001]
+    assert all(isinstance(b, FramedBlock) and b.raw is not None and b.raw.dtype == np.uint8 for b in blocks)
+    assert all(b._iq is None for b in blocks)  # nothing converted yet
+    eng, own = WelchFrames(rec.sample_rate_hz, cfg), WelchFrames(rec.sample_rate_hz, cfg)
+    for b, p in zip(blocks, plain):
+        got, _ = eng.push(b.raw, b.ahead)
+        assert got is b.ahead.power and np.array_equal(got, own.push(b.raw)[0])
+        assert np.array_equal(b.iq, p.iq) and b.duration_s == p.duration_s
+    with pytest.raises(ValueError):
+        FramedBlock(center_hz=1.0, sample_rate_hz=1.0)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_raw_round_trip_each_format(tmp_path, fmt):
     iq = tone(5000)
