@@ -24,6 +24,7 @@ EXPECTED = {
     "startup_replay_0.1s": "s",
     "process_replay_noise_floor": "x real time",
     "process_replay_baseline": "x real time",
+    "process_reference_spectrum": "x real time",
     "sweep_replay_baseline": "x real time",
     "sweep_replay_noise_floor": "x real time",
     "replay_baseline": "x real time",
@@ -56,6 +57,10 @@ def test_quick_json_lines():
     assert all(n.startswith(EXTRA_PREFIXES) for n in set(by_name) - set(EXPECTED)), sorted(set(by_name) - set(EXPECTED))
     # the reference computes the same frames as the engine, within float32 rounding
     assert by_name["psd_reference"]["max_relative_difference"] < 1e-4
+    # whole process: the replays and the spectrum-only reference, interleaved, with their ratio
+    ref = by_name["process_reference_spectrum"]["value"]
+    for name in ("process_replay_noise_floor", "process_replay_baseline"):
+        assert by_name[name]["vs_reference"] == pytest.approx(by_name[name]["value"] / ref, rel=2e-2)
     assert by_name["psd_vs_reference"]["value"] == pytest.approx(
         by_name["psd_sdrwatch"]["value"] / by_name["psd_reference"]["value"], rel=1e-2)
     for name, unit in EXPECTED.items():
