@@ -560,12 +560,14 @@ class WelchFrames:
         return self._push(iq)
 
     def _push(self, iq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._collect(self._submit(iq))
+        return self._collect(self._submit(iq, here=True))
 
-    def _submit(self, iq: np.ndarray) -> "_Pending":
+    def _submit(self, iq: np.ndarray, here: bool = False) -> "_Pending":
         """The first half of a push: the tail carried on, and the segments' pieces started (on the
         pool threads with two workers, else computed here). :meth:`_collect` finishes it; pushes are
-        collected in the order they were submitted, and none is pending across a :meth:`reset`."""
+        collected in the order they were submitted, and none is pending across a :meth:`reset`.
+        ``here``: the caller waits for this push (a plain :meth:`push`), so with two workers it
+        computes every other piece itself, and the pool the rest, rather than idle."""
         iq = np.asarray(iq)
         raw = iq.dtype == np.uint8
         if raw:
@@ -587,7 +589,11 @@ class WelchFrames:
             pieces = [_Done(self._piece(tail, iq, raw, s, e, first + s)) for s, e in spans]
         else:
             pool = _pool()
-            pieces = [pool.submit(self._piece, tail, iq, raw, s, e, first + s) for s, e in spans]
+            pieces = [pool.submit(self._piece, tail, iq, raw, s, e, first + s) if not here or i % 2 else None
+                      for i, (s, e) in enumerate(spans)]
+            for i, (s, e) in enumerate(spans):
+                if pieces[i] is None:
+                    pieces[i] = _Done(self._piece(tail, iq, raw, s, e, first + s))
         consumed = nseg * self.hop
         if consumed >= nt:
             rest = iq[2 * (consumed - nt):] if raw else iq[consumed - nt:]
