@@ -960,11 +960,13 @@ def measure_chain_bench(quick: bool, workdir: Path) -> list[Measurement]:
     out: list[Measurement] = []
     for row in res.get("rows", []):
         for mode in ("noise_floor", "baseline"):
-            v = row.get(f"{mode}_x_realtime")
+            v = row.get(f"{mode}_x_realtime_cpu")
             if v is not None:
-                out.append(Measurement(f"crowded_{row['emitters']}_{mode}", float(v), "x real time", None, None,
-                                       f"bench_chain.bench_crowded: {row['emitters']} emitters in one hop, {mode.replace('_', '-')} mode",
-                                       {"duration_s": res.get("duration_s"), "emissions": row.get(f"{mode}_emissions")}))
+                out.append(Measurement(f"crowded_{row['emitters']}_{mode}", float(v), "x real time", ">= 15", float(v) >= 15,
+                                       f"bench_chain.bench_crowded: {row['emitters']} emitters in one hop, {mode.replace('_', '-')} mode, "
+                                       f"by CPU time (wall {row.get(f'{mode}_x_realtime_wall')}x)",
+                                       {"duration_s": res.get("duration_s"), "emissions": row.get(f"{mode}_emissions"),
+                                        "x_by_wall": row.get(f"{mode}_x_realtime_wall")}))
     return out
 
 

@@ -120,3 +120,15 @@ def test_only_runs_the_stages_asked_for():
     assert result.exit_code == 1 and result.output.startswith("error: unknown bench stage 'nosuch'"), result.output
     # the chain's and the agent's benchmarks are stages of their own, and "modules" names both
     assert "chain, agent, modules)" in result.output, result.output
+
+
+def test_the_crowded_band_stage_gives_its_figures():
+    """``--only chain``: one figure per emitter count and mode, with the emissions found (it once
+    printed nothing: the names it read were not the ones the chain's benchmark writes)."""
+    result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--only", "chain"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    by_name = {r["name"]: r for r in map(json.loads, filter(str.strip, result.stdout.splitlines()))}
+    assert set(by_name) == {f"crowded_{n}_{m}" for n in (0, 50) for m in ("noise_floor", "baseline")}
+    for r in by_name.values():
+        assert r["unit"] == "x real time" and math.isfinite(r["value"]) and r["value"] > 0 and r["x_by_wall"] > 0
+    assert by_name["crowded_50_baseline"]["emissions"] >= 1  # the new transmitter among 50 known ones
