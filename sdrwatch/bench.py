@@ -962,7 +962,9 @@ def measure_chain_bench(quick: bool, workdir: Path) -> list[Measurement]:
         for mode in ("noise_floor", "baseline"):
             v = row.get(f"{mode}_x_realtime_cpu")
             if v is not None:
-                out.append(Measurement(f"crowded_{row['emitters']}_{mode}", float(v), "x real time", ">= 15", float(v) >= 15,
+                target = None if quick else 15  # the target is for 10 s captures; quick ones are mostly learning
+                out.append(Measurement(f"crowded_{row['emitters']}_{mode}", float(v), "x real time",
+                                       None if target is None else f">= {target}", None if target is None else float(v) >= target,
                                        f"bench_chain.bench_crowded: {row['emitters']} emitters in one hop, {mode.replace('_', '-')} mode, "
                                        f"by CPU time (wall {row.get(f'{mode}_x_realtime_wall')}x)",
                                        {"duration_s": res.get("duration_s"), "emissions": row.get(f"{mode}_emissions"),
