@@ -138,8 +138,8 @@ def _receiver_blocks(src, duration_s: float | None, block_samples: int):
 
 
 def _two_cores() -> None:
-    """A replay or a baseline build is one job: the spectrum engine runs every other batch of segments
-    on a second core where the process may use one (``$SDRWATCH_THREADS`` = 1 or 2 overrides)."""
+    """A replay or a baseline build is one job: the spectrum engine runs its pieces on two threads
+    where the process may use two cores (``$SDRWATCH_THREADS`` = 1 or 2 overrides)."""
     import os
 
     from ..dsp import spectrum
