@@ -166,6 +166,107 @@ def test_store_flags_clock_skew_and_tracks_online_offline(tmp_path):
     assert times == sorted(times)
 
 
+def test_heartbeats_of_a_lost_receiver_keep_it_offline(tmp_path):
+    """The agent reports a receiver lost, then keeps beating for it with ``online: false`` (as
+    ReceiverWorker.heartbeat sends it) until it is regained: presence holds one offline spell, not
+    an offline row followed by a heartbeat's online row 5 s later."""
+    st = Store(tmp_path / "c.db", offline_after_s=10)
+    now = time.time()
+
+    def beat(rx, online, **kw):
+        return {"type": "health", "kind": "heartbeat", "site": "s1", "receiver": rx, "time": "2026-06-01T08:00:00Z",
+                "severity": 0.0 if online else 0.8, "message": f"{rx}: {'online' if online else 'LOST'}", "online": online,
+                "revisit_s": None if not online else 2.9, "planned_revisit_s": 2.96, "noise_floor_db": None, **kw}
+
+    lost = {"type": "health", "kind": "receiver_lost", "site": "s1", "receiver": "rx1", "time": "2026-06-01T08:00:10Z",
+            "severity": 1.0, "message": "rx1 lost"}
+    regained = {**lost, "kind": "receiver_regained", "severity": 0.0, "message": "rx1 back"}
+    seq = 0
+
+    def send(recs, t):
+        nonlocal seq
+        its = []
+        for r in recs:
+            seq += 1
+            its.append(Item("s1", seq, "s1", "agent", now + t, r))
+        st.ingest(its, now=now + t)
+        st.tick(now + t + 0.5)
+
+    send([beat("rx0", True), beat("rx1", True)], 0)
+    send([lost], 7)
+    for t in range(10, 40, 5):
+        send([beat("rx0", True), beat("rx1", False)], t)
+    # in one batch: a beat sent before the loss, the loss, and the beats after it; then back
+    send([beat("rx1", True), regained, beat("rx0", True), beat("rx1", True)], 40)
+    send([beat("rx1", True), lost, beat("rx0", True), beat("rx1", False)], 45)
+    rows = [(r["receiver"], r["online"], r["reason"]) for r in st.db["presence"].rows_where("receiver = 'rx1'", order_by="id")]
+    assert rows == [("rx1", 1, "heard"), ("rx1", 0, "receiver_lost"), ("rx1", 1, "receiver_regained"), ("rx1", 0, "receiver_lost")]
+    assert st.db["receivers"].get(("s1", "rx1"))["online"] == 0 and st.db["receivers"].get(("s1", "rx0"))["online"] == 1
+    # a heartbeat alone that says a receiver is lost (no receiver_lost record with it) is one offline row
+    send([beat("rx0", False)], 50)
+    last = list(st.db["presence"].rows_where("receiver = 'rx0'", order_by="id"))[-1]
+    assert (last["online"], last["reason"]) == (0, "receiver_lost")
+    st.close()
+
+
+def test_a_database_made_before_collector_runs_opens_and_records_them(tmp_path):
+    """A collector database with the tables as the code before ``collector_runs`` wrote them (and
+    rows in them): the store opens it, adds the table, and keeps working."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from sdrwatch.store.db import INDEXES, TABLES
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    old.enable_wal()
+    for name, spec in TABLES.items():
+        if name != "collector_runs":
+            old[name].create(spec["columns"], pk=spec["pk"])
+    for table, cols in INDEXES:
+        old[table].create_index(cols)
+    old["sites"].insert({"site": "s1", "online": 1, "last_heartbeat": "2026-06-01T08:00:00.000Z"})
+    old["presence"].insert({"site": "s1", "online": 1, "time": "2026-06-01T08:00:00.000Z", "reason": "heard"})
+    old.close()
+    st = Store(path)
+    run = st.begin_run()
+    st.ingest(items("s1", "s1", [alert(1, "s1")]))
+    st.end_run()
+    st.close()
+    con = sqlite3.connect(path)
+    assert con.execute("select id, stopped is not null from collector_runs").fetchall() == [(run, 1)]
+    assert con.execute("select count(*) from alerts").fetchone()[0] == 1 and con.execute("select count(*) from presence").fetchone()[0] == 1
+
+
+def test_a_collector_process_records_its_runs(tmp_path):
+    """A real collector: a SIGTERM stop is recorded; a SIGKILLed run keeps its last running stamp
+    (every RUN_ALIVE_S); the report reads the time between the runs as the collector down."""
+    import sqlite3
+
+    from netproc import CollectorProc
+    from sdrwatch.store.db import RUN_ALIVE_S
+    from sdrwatch.views import plots, report
+
+    keys, db = tmp_path / "keys", tmp_path / "c.db"
+    assert sdrwatch("keys", "init", "--dir", str(keys)).exit_code == 0
+    c = CollectorProc(db, keys).start()
+    first = c.proc.pid
+    time.sleep(0.5)
+    c.stop()
+    c = CollectorProc(db, keys).start()
+    time.sleep(RUN_ALIVE_S + 1.5)
+    c.kill()
+    rows = sqlite3.connect(db).execute("select pid, started, last_alive, stopped from collector_runs order by id").fetchall()
+    assert [r[0] for r in rows] == [first, c.proc.pid]
+    assert rows[0][3] is not None and rows[0][2] == rows[0][3] and rows[1][3] is None
+    t = [[plots._parse_time(v) for v in r[1:]] for r in rows]
+    assert RUN_ALIVE_S - 0.5 <= t[1][1] - t[1][0] <= RUN_ALIVE_S + 1.5  # the killed run was stamped while it ran
+    conn = plots.open_db(db)
+    assert report.collector_down(conn) == [(t[0][2], t[1][0])]  # from the clean stop to the restart
+    conn.close()
+
+
 def test_store_history_pages_cover_everything(tmp_path):
     st = Store(tmp_path / "c.db")
     st.ingest(items("s1", "s1", [alert(i, "s1") for i in range(25)]))

@@ -34,6 +34,7 @@ class Agent:
 
     def __init__(self, store: Store, site: str, receivers=("rx0", "rx1")):
         self.store, self.site, self.receivers, self.seq = store, site, receivers, 0
+        self.lost: set[str] = set()
 
     def send(self, t: float, kind: str, receiver=None, **extra) -> None:
         self.seq += 1
@@ -45,8 +46,19 @@ class Agent:
         self.send(t, "start", sessions=[{"name": SESSION, "start": utc(T0), "end": utc(end)}], receivers=list(self.receivers))
 
     def beat(self, t: float) -> None:
+        """One heartbeat per receiver, as ReceiverWorker.heartbeat sends it: a lost one says ``online: false``."""
         for rx in self.receivers:
-            self.send(t, "heartbeat", rx, online=True, revisit_s=2.0, planned_revisit_s=2.0, noise_floor_db=-97.0)
+            on = rx not in self.lost
+            self.send(t, "heartbeat", rx, online=on, revisit_s=2.0 if on else None, planned_revisit_s=2.0,
+                      noise_floor_db=-97.0 if on else None)
+
+    def lose(self, t: float, rx: str) -> None:
+        self.lost.add(rx)
+        self.send(t, "receiver_lost", rx)
+
+    def regain(self, t: float, rx: str) -> None:
+        self.lost.discard(rx)
+        self.send(t, "receiver_regained", rx)
 
 
 def run(store: Store, plan: dict[Agent, list[tuple[float, float]]], t_from: float, t_to: float) -> None:
@@ -63,16 +75,20 @@ def run(store: Store, plan: dict[Agent, list[tuple[float, float]]], t_from: floa
 
 @pytest.fixture()
 def exam(tmp_path):
-    """Session 08:00-08:30. school-12 is silent 08:10-08:20; school-07 is up throughout; school-03's
-    agent starts three minutes late; the collector runs to 08:31."""
+    """Session 08:00-08:30. school-12 is silent 08:10-08:20; school-07 is up throughout, its rx1 lost
+    08:05-08:12; school-03's agent starts three minutes late; the collector runs to 08:31."""
     path = tmp_path / "collector.db"
     st = Store(path)  # offline after 10 s, the collector's default
     s12, s07, s03 = Agent(st, "school-12"), Agent(st, "school-07"), Agent(st, "school-03", receivers=("rx0",))
     s12.start(minute(-1))
     s07.start(minute(-1))
     s03.start(minute(3))
-    run(st, {s12: [(minute(-1), minute(10)), (minute(20), minute(31))], s07: [(minute(-1), minute(31))],
-             s03: [(minute(3), minute(31))]}, minute(-1), minute(31))
+    plan = {s12: [(minute(-1), minute(10)), (minute(20), minute(31))], s07: [(minute(-1), minute(31))], s03: [(minute(3), minute(31))]}
+    run(st, plan, minute(-1), minute(5))
+    s07.lose(minute(5), "rx1")
+    run(st, plan, minute(5), minute(12))
+    s07.regain(minute(12), "rx1")
+    run(st, plan, minute(12), minute(31))
     st.close()
     return path
 
@@ -115,6 +131,135 @@ def test_presence_gives_uptime_and_the_ten_minute_silence(exam, tmp_path):
     note = html.split('id="uptime-methods"')[1].split("</p>")[0]
     assert "Uptime from <b>presence</b> (school-03, school-07, school-12)" in note and "--offline-after" in note
     assert "heartbeat history" not in html and "agent runs" not in html and "heartbeat rows" not in html
+
+
+def test_receiver_uptime_and_its_own_offline_spells(exam, tmp_path):
+    """school-07's rx1 was lost 08:05-08:12 while its agent kept beating for it (``online: false``):
+    its uptime and that spell are in the report and its JSON. school-12's receivers went with their
+    site (08:10-08:20): that is the site's spell, not listed again per receiver."""
+    rows = sqlite3.connect(exam).execute(
+        "select online, reason from presence where site = 'school-07' and receiver = 'rx1' order by id").fetchall()
+    assert rows == [(1, "heard"), (0, "receiver_lost"), (1, "receiver_regained")]
+    summary, html = make_report(exam, tmp_path)
+    up = {s["site"]: {r["receiver"]: r for r in s["receivers"]} for s in summary["uptime"]}
+    assert up["school-07"]["rx1"]["uptime"] == pytest.approx(1 - 420 / 1800, abs=1e-4)
+    assert up["school-07"]["rx1"]["offline_spells"] == [
+        {"start": "2026-06-07T08:05:00Z", "end": "2026-06-07T08:12:00Z", "length_s": 420.0, "cause": "receiver_lost", "open": False}]
+    assert up["school-07"]["rx0"]["uptime"] == 1.0 and up["school-07"]["rx0"]["offline_spells"] == []
+    assert up["school-12"]["rx0"]["uptime"] == pytest.approx((1800 - 589.5) / 1800, abs=1e-4)
+    assert up["school-12"]["rx0"]["offline_spells"] == [] and up["school-12"]["rx0"]["offline_s"] == 589.5
+    assert up["school-03"]["rx0"]["uptime"] == pytest.approx(0.9, abs=1e-4)
+    rx = {(r[0], r[1]): r for r in cells(html, "receivers")}
+    assert rx[("school-07", "rx1")][2] == "76.7 %" and rx[("school-07", "rx0")][2] == "100.0 %"
+    assert rx[("school-12", "rx1")][2] == "67.2 %" and rx[("school-03", "rx0")][2] == "90.0 %"
+    assert cells(html, "receiver-offline-spells") == [
+        ["school-07", "rx1", "08:05:00", "08:12:00", "7 min 00 s", "the agent reported the receiver lost"]]
+    assert cells(html, "offline-spells") == [  # the site table is unchanged: school-07 itself was online
+        ["school-03", "08:00:00", "08:03:00", "3 min 00 s", "not heard from yet in the session"],
+        ["school-12", "08:10:10", "08:20:00", "9 min 50 s", "nothing heard from it"]]
+
+
+def test_time_the_collector_was_not_running_is_not_watched(tmp_path):
+    """The collector is killed at 08:12 (no clean stop: its last running stamp is 08:11:55.5),
+    restarted at 08:15 (the site reconnects at once, so presence has no row for the gap), and
+    stopped cleanly at 08:25: both gaps count as offline, cause collector down."""
+    path = tmp_path / "c.db"
+    st = Store(path)
+    st.begin_run(minute(-1))
+    s07 = Agent(st, "school-07")
+    s07.start(minute(-1))
+    run(st, {s07: [(minute(-1), minute(31))]}, minute(-1), minute(12))
+    st.close()  # killed: the run has no stop
+    st = s07.store = Store(path)
+    st.begin_run(minute(15))
+    run(st, {s07: [(minute(-1), minute(31))]}, minute(15), minute(25))
+    st.end_run(minute(25))
+    st.close()
+    assert sqlite3.connect(path).execute("select count(*) from presence where receiver is null").fetchone()[0] == 1  # heard, once
+
+    summary, html = make_report(path, tmp_path)
+    [s] = summary["uptime"]
+    assert s["method"] == "presence" and s["uptime"] == pytest.approx((1800 - 184.5 - 300) / 1800, abs=1e-4)
+    assert s["offline_spells"] == [
+        {"start": "2026-06-07T08:11:55Z", "end": "2026-06-07T08:15:00Z", "length_s": 184.5, "cause": "collector_down", "open": False},
+        {"start": "2026-06-07T08:25:00Z", "end": "2026-06-07T08:30:00Z", "length_s": 300.0, "cause": "collector_down", "open": True}]
+    assert [(r["receiver"], r["uptime"], r["offline_spells"]) for r in s["receivers"]] == [
+        ("rx0", pytest.approx(s["uptime"], abs=1e-4), []), ("rx1", pytest.approx(s["uptime"], abs=1e-4), [])]
+    assert [r[4] for r in cells(html, "offline-spells")] == ["collector down: not watched"] * 2
+    note = html.split('id="uptime-methods"')[1].split("</p>")[0]
+    assert "counts as offline: not watched, cause collector down" in note and "counts in the state it last recorded" not in note
+
+
+def test_the_timeline_spans_the_session_and_hatches_offline_spells(tmp_path):
+    """One 40 s alert at 08:07 in the 08:00-08:30 session: the report's timeline shows the whole
+    session (not two minutes around the alert), school-12's silence 08:10-08:20 hatched grey in its
+    lane, and the collector's downtime 08:21:55-08:25 cross-hatched in every lane."""
+    import base64
+
+    import matplotlib.dates as mdates
+    import matplotlib.image
+    import numpy as np
+
+    from sdrwatch.views import plots
+
+    path = tmp_path / "c.db"
+    st = Store(path)
+    st.begin_run(minute(-1))
+    s12, s07 = Agent(st, "school-12"), Agent(st, "school-07")
+    s12.start(minute(-1))
+    s07.start(minute(-1))
+    plan = {s12: [(minute(-1), minute(10)), (minute(20), minute(31))], s07: [(minute(-1), minute(31))]}
+    run(st, plan, minute(-1), minute(7))
+    al = {"type": "alert", "alert_id": "school-07-rx0-0123456789ab", "event": "open", "site": "school-07", "receiver": "rx0",
+          "time": utc(minute(7)), "session": SESSION, "center_hz": 169.2e6, "bandwidth_hz": 12.5e3, "snr_db": 20.0,
+          "label": "pager-fsk", "severity": 0.9, "duration_s": 40.0}
+    st.ingest([Item("school-07", 10**6, "school-07", "agent", minute(7), al)], now=minute(7))
+    run(st, plan, minute(7), minute(22))
+    st.close()  # killed
+    st = s12.store = s07.store = Store(path)
+    st.begin_run(minute(25))
+    run(st, plan, minute(25), minute(31))
+    st.end_run(minute(31))
+    st.close()
+
+    data = report.load_report_data(path, SESSION)
+    res = report.timeline_image(data, tmp_path / "t.png")
+    lanes = res.panel("lanes")
+    num = lambda t: mdates.date2num(dt.datetime.fromtimestamp(t, dt.timezone.utc))  # noqa: E731
+    assert lanes.xlim[0] <= num(T0) < num(minute(30)) <= lanes.xlim[1]
+    assert lanes.xlim[1] - lanes.xlim[0] < 1.05 * (num(minute(30)) - num(T0))
+    img = (matplotlib.image.imread(str(res.path))[..., :3] * 255).round().astype(int)
+
+    def share(colour, lane, t, rows=20):
+        """Share of the lane's middle pixels around time t that have this colour."""
+        r, c = lanes.row(lane), lanes.column(num(t))
+        block = img[r - rows: r + rows, c - 6: c + 7]
+        want = np.array([int(colour[i: i + 2], 16) for i in (1, 3, 5)])
+        return float((np.abs(block - want) <= 12).all(axis=-1).mean())
+
+    face, edge, _ = plots.OFFLINE_STYLE
+    dface, dedge, _ = plots.COLLECTOR_DOWN_STYLE
+    school07, school12 = 0, 1
+    assert share(face, school12, minute(15)) > 0.3 and share(edge, school12, minute(15)) > 0.05  # hatched: face and hatch lines
+    assert share(face, school07, minute(15)) == 0 and share("#dbe9f6", school07, minute(15)) > 0.9  # school-07 was up: the session shade
+    for lane in (school07, school12):
+        assert share(dface, lane, minute(23.5)) > 0.2 and share(dedge, lane, minute(23.5)) > 0.05
+        assert share(face, lane, minute(27)) == 0  # watched again
+    assert share(plots.severity_colour(0.9), school07, minute(7) + 20, rows=4) > 0.9  # the alert, at its time
+    # the report embeds this picture
+    _, html = make_report(path, tmp_path)
+    png = base64.b64decode(html.split('alt="alert timeline" src="data:image/png;base64,')[1].split('"')[0])
+    assert png == res.path.read_bytes()
+
+
+def test_a_database_from_before_collector_runs_says_downtime_is_not_known(exam, tmp_path):
+    con = sqlite3.connect(exam)
+    con.execute("drop table collector_runs")
+    con.commit()
+    con.close()
+    summary, html = make_report(exam, tmp_path)
+    assert {s["site"]: s["uptime"] for s in summary["uptime"]}["school-07"] == 1.0
+    assert "counts in the state it last recorded" in html.split('id="uptime-methods"')[1].split("</p>")[0]
 
 
 def test_a_session_still_running_counts_to_the_last_record(tmp_path):

@@ -260,3 +260,58 @@ def test_alerts_overlapping_in_time_get_rows_of_their_own_in_the_site_lane():
     row, rows = _alert_rows([later, voice, other, pager])
     assert (row[id(pager)], row[id(voice)], row[id(later)]) == (0, 1, 0)  # the voice link is not hidden under the pager
     assert rows == {"school-12": 2, "school-07": 1} and row[id(other)] == 0
+
+
+def damaged_collector_db(tmp_path: Path) -> Path:
+    """A collector database written by the collector's own store (sessions, alerts, a health fault),
+    closed, then with the root pages of its sessions, alerts and health tables overwritten: it opens,
+    those tables cannot be read."""
+    import datetime as dt
+
+    from netproc import alert
+    from sdrwatch.net.collector import Item
+    from sdrwatch.store import Store
+
+    path = tmp_path / "collector.db"
+    st = Store(path)
+    t = T0.timestamp()
+    utc = lambda s: dt.datetime.fromtimestamp(t + s, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # noqa: E731
+    start = {"type": "health", "kind": "start", "site": "school-12", "receiver": None, "time": utc(0), "severity": 0.0,
+             "message": "start", "sessions": [{"name": "maths", "start": utc(0), "end": utc(1800)}]}
+    lost = {**start, "kind": "receiver_lost", "receiver": "rx0", "severity": 1.0, "message": "rx0 lost"}
+    del lost["sessions"]
+    recs = [start, lost] + [{**alert(i, "school-12"), "time": utc(10 + i)} for i in range(400)]
+    st.ingest([Item("school-12", i + 1, "school-12", "agent", t, r) for i, r in enumerate(recs)], now=t)
+    st.close()
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    size = con.execute("pragma page_size").fetchone()[0]
+    roots = [r[0] for r in con.execute("select rootpage from sqlite_master where name in ('sessions', 'alerts', 'health')")]
+    con.close()
+    raw = bytearray(path.read_bytes())
+    for page in roots:
+        raw[(page - 1) * size: page * size] = b"\xff" * size
+    bad = tmp_path / "damaged.db"
+    bad.write_bytes(bytes(raw))
+    return bad
+
+
+def test_plots_of_a_damaged_database_are_one_error_line(tmp_path):
+    """`sdrwatch plot timeline` (and `plot evidence --db`) on a database whose pages are damaged: one
+    line on stderr naming the file, exit 1, no image; the real command in its own process."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from clierrors import one_line
+    from netproc import CLI
+
+    bad = damaged_collector_db(tmp_path)
+    (tmp_path / "x.sigmf-meta").write_text("{}")
+    for args in (["plot", "timeline", "--db", str(bad), "-o", str(tmp_path / "t.png")],
+                 ["plot", "timeline", "--db", str(bad), "--session", "maths", "-o", str(tmp_path / "t.png")],
+                 ["plot", "evidence", str(tmp_path / "x.sigmf-meta"), "--db", str(bad), "-o", str(tmp_path / "t.png")]):
+        p = subprocess.run(CLI + args, capture_output=True, text=True, timeout=120)
+        assert p.stdout == "", p.stdout
+        one_line(SimpleNamespace(output=p.stderr, exit_code=p.returncode), str(bad), "cannot read the collector database")
+        assert not (tmp_path / "t.png").exists()

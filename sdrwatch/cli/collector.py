@@ -28,6 +28,8 @@ def collector(bind, db_path, keys_dir, pub_bind, offline_after_s, skew_limit_s, 
 
     Only keys in KEYS/allowed are let in; 'sdrwatch keys allow|revoke' take effect within a second.
     Each record is stored under the site of the key that sent it. SIGTERM or Ctrl-C stops it cleanly.
+    Each run's start and clean stop are kept in the database (collector_runs), so the duty report
+    counts the time the collector was not running as not watched.
 
     \b
     Example:

@@ -13,7 +13,7 @@ import click
 @click.option("--pdf", "pdf", type=click.Path(dir_okay=False), default=None, help="Also print it to this PDF (headless Chromium).")
 @click.option("--evidence-root", "roots", multiple=True, type=click.Path(file_okay=False), help="Folder to look for evidence files in (repeatable).")
 @click.option("--spectrum-log", "logs", multiple=True, metavar="SITE=CSV", help="A site's spectrum log (agent --spectrum-log, UTC) for the top alerts' spectra when the collector has no snapshot (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line with what the report holds (counts, and each site's uptime, its method and offline spells).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line with what the report holds (counts, and each site's uptime, its method and offline spells, and its receivers' uptime).")
 def report(db_path, session, output, pdf, roots, logs, as_json):
     """Write the duty report of one exam session: sites, their uptime and offline spells, receiver health, every alert
     with its disposition and operator, the timeline, the top alerts' spectra and evidence, and the

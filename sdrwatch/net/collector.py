@@ -11,6 +11,8 @@ CURVE, stores them, acks them only after commit, and feeds live views.
   to the sink (:class:`sdrwatch.store.Store`) in one transaction; batches that queue up while one
   commits go into the next transaction together (group commit). Refused frames are counted and acked
   (they can never become valid); nothing is acked before the sink has committed.
+- :meth:`Collector.serve` tells the sink when it starts and when it stops cleanly (the store's
+  ``collector_runs``), so the time it was not running is on record as time nobody watched.
 - A PUB (XPUB) socket, also CURVE and for console keys only, carries every stored record as
   ``[b"feed", json {"feed_seq", "records"}]`` and a ``[b"beat", json {"feed_seq"}]`` twice a second.
   Consoles ask for history over the ROUTER; together with ``feed_seq`` nothing is missed (see
@@ -203,6 +205,9 @@ class Collector:
         poller.register(self.pub, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         self._running = True
+        begin, end = getattr(self.sink, "begin_run", None), getattr(self.sink, "end_run", None)
+        if begin is not None:
+            begin()  # the run's start is on record: downtime between runs is time nobody watched
         self._writer = threading.Thread(target=self._write_loop, name="sdrwatch-collector-writer", daemon=True)
         self._writer.start()
         t_end = None if duration_s is None else time.monotonic() + duration_s
@@ -242,6 +247,11 @@ class Collector:
             self._work.put(("stop",))
             self._writer.join(10)
             self._send_done()
+            if end is not None and not self._writer.is_alive():
+                try:
+                    end()  # a clean stop: the report counts the time after it as not watched
+                except Exception as exc:  # noqa: BLE001 - stopping goes on; the run's last_alive stamp remains
+                    log.warning("could not record the collector's stop: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     def status(self) -> dict:
         return {"type": "collector", "time": schema.utc_now(), "bind": self.endpoint, "pub": self.pub_endpoint,

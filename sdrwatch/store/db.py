@@ -8,6 +8,8 @@ in ``docs/network.md``; they open in sqlite-utils and Datasette as they are.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections import defaultdict
@@ -60,6 +62,8 @@ TABLES: dict[str, dict] = {
         "bins": int, "power_offset_db": float, "power_step_db": float, "power_db": str}, pk=("site", "receiver")),
     "presence": dict(columns={
         "id": int, "site": str, "receiver": str, "online": int, "time": str, "agent": str, "reason": str}, pk="id"),
+    "collector_runs": dict(columns={
+        "id": int, "started": str, "last_alive": str, "stopped": str, "pid": int, "host": str}, pk="id"),
     "agents": dict(columns={
         "name": str, "role": str, "site": str, "public_key": str, "first_seen": str, "last_seen": str,
         "records": int, "rejected": int, "last_reject": str, "clock_skew_s": float}, pk="name"),
@@ -72,6 +76,9 @@ INDEXES = [
 ]
 #: the presence history keeps at most this many rows (the oldest go first)
 PRESENCE_MAX_ROWS = 1_000_000
+#: a running collector stamps ``collector_runs.last_alive`` this often (s): a run that ends without a
+#: clean stop (SIGKILL, a power cut) ended at most this long after its stamp
+RUN_ALIVE_S = 5.0
 
 ALERT_COLS = list(TABLES["alerts"]["columns"])
 EVENT_COLS = list(TABLES["alert_events"]["columns"])
@@ -88,6 +95,12 @@ def iso(t: float) -> str:
 
 def _dumps(obj) -> str:
     return orjson.dumps(obj).decode()
+
+
+def _said_online(value) -> bool:
+    """A heartbeat's ``online`` for a receiver: only ``false`` (or 0) says it is lost; a heartbeat
+    without the field counts as online, as it always has."""
+    return not (isinstance(value, (bool, int, float)) and value == 0)
 
 
 class Store:
@@ -122,6 +135,8 @@ class Store:
         self._rx_counts: dict[str, int] = {}  # receivers per site, recounted when _rx_online grows
         self._rx_counted = -1
         self._rx_online: dict[tuple[str, str], bool] = {(r["site"], r["receiver"]): bool(r["online"]) for r in self.db["receivers"].rows}
+        self._run_id: int | None = None  # this collector run's row in collector_runs (begin_run)
+        self._run_alive = 0.0
 
     def _create(self) -> None:
         for name, spec in TABLES.items():
@@ -135,6 +150,31 @@ class Store:
             self.db.close()
         except Exception:  # noqa: BLE001
             pass
+
+    # --- collector runs -------------------------------------------------------------------------------------
+
+    def begin_run(self, now: float | None = None) -> int:
+        """Record that a collector starts serving from this database (a ``collector_runs`` row); its
+        ``last_alive`` is stamped every RUN_ALIVE_S by :meth:`tick`, ``stopped`` by :meth:`end_run`.
+        The time between one run's end and the next run's start is time nobody watched."""
+        now = time.time() if now is None else now
+        try:
+            with self.db.atomic():
+                cur = self.conn.execute("INSERT INTO collector_runs (started, last_alive, pid, host) VALUES (?, ?, ?, ?)",
+                                        (iso(now), iso(now), os.getpid(), socket.gethostname()[:64]))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write collector database {self.path}: {str(exc).splitlines()[0]}") from None
+        self._run_id, self._run_alive = cur.lastrowid, now
+        return self._run_id
+
+    def end_run(self, now: float | None = None) -> None:
+        """Record a clean stop of the run :meth:`begin_run` began."""
+        if self._run_id is None:
+            return
+        t = iso(time.time() if now is None else now)
+        with self.db.atomic():
+            self.conn.execute("UPDATE collector_runs SET stopped = ?, last_alive = ? WHERE id = ?", (t, t, self._run_id))
+        self._run_id = None
 
     # --- ingest -------------------------------------------------------------------------------------------
 
@@ -191,7 +231,7 @@ class Store:
                     if out is not None:
                         out.append(self._annotate(it, now, recv))
                 self.db["spectra"].insert_all(rows.values(), pk=("site", "receiver"), replace=True)
-            changes = self._touch_sites(items, beats, now, recv)
+            changes = self._touch_sites(items, beats, now, recv, health)
             self._note_presence(changes, "heard")
             self._touch_agents(items, now, recv)
         return out or [], changes
@@ -351,8 +391,11 @@ class Store:
                               (r["disposition"], r["operator"], r["time"], r["alert_id"]))
             feed.append({**r, "console": it.agent, "seq": it.seq, "received_time": recv})
 
-    def _touch_sites(self, items: list[Item], beats: list[Item], now: float, recv: str) -> list[dict]:
-        """Every record from an agent is a sign of life; heartbeats also carry receiver state."""
+    def _touch_sites(self, items: list[Item], beats: list[Item], now: float, recv: str,
+                     health: list[Item] = ()) -> list[dict]:
+        """Every record from an agent is a sign of life; heartbeats also carry receiver state (a
+        receiver heartbeat's ``online``; a lost receiver keeps sending ``online: false``). A heartbeat
+        sent before a ``receiver_lost``/``receiver_regained`` of the same batch does not undo it."""
         changes = []
         sites: dict[str, Item] = {}
         for it in items:
@@ -377,22 +420,29 @@ class Store:
             "online = 1, last_heartbeat = ?2, last_heartbeat_agent_time = COALESCE(?3, last_heartbeat_agent_time), agent = ?4, "
             "clock_skew_s = ?6, clock_skewed = ?7, last_health = COALESCE(?8, last_health)", rows)
         rx_rows = {}
-        for it in beats:
+        said: dict[tuple, int] = {}  # (agent, site, receiver) -> seq of the batch's last receiver_lost/regained
+        for it in health:
+            if it.record["kind"] in ("receiver_lost", "receiver_regained"):
+                k = (it.agent, it.site, it.record.get("receiver"))
+                said[k] = max(it.seq, said.get(k, -1))
+        for it in sorted(beats, key=lambda x: x.seq) if said else beats:
             r = it.record
             entries = [e for e in (r.get("receivers") or []) if isinstance(e, dict)]
             if r.get("receiver"):
-                entries.append({"receiver": r["receiver"], "revisit_s": r.get("revisit_s"),
+                entries.append({"receiver": r["receiver"], "revisit_s": r.get("revisit_s"), "online": r.get("online", True),
                                 "planned_revisit_s": r.get("planned_revisit_s"), "noise_floor_db": r.get("noise_floor_db")})
             for e in entries:
                 key = (it.site, e["receiver"])
-                online = e.get("online", True)
+                online = _said_online(e.get("online", True))
+                if said and it.seq < said.get((it.agent, it.site, e["receiver"]), -1):
+                    online = self._rx_online.get(key, online)  # older than what the agent said since
                 rx_rows[key] = (it.site, e["receiver"], int(online), recv, e.get("revisit_s"), e.get("planned_revisit_s"),
                                 e.get("noise_floor_db"), it.agent)
                 self._rx_last[key] = now
                 if self._rx_online.get(key) != online:
                     self._rx_online[key] = online
                     changes.append({"type": "receiver", "site": it.site, "receiver": e["receiver"], "online": online, "time": recv,
-                                "agent": it.agent})
+                                    "agent": it.agent, **({} if online else {"reason": "receiver_lost"})})
         if rx_rows:
             self.conn.executemany(
                 "INSERT INTO receivers (site, receiver, online, last_heartbeat, revisit_s, planned_revisit_s, noise_floor_db, agent) "
@@ -443,6 +493,10 @@ class Store:
         """Mark sites and receivers offline that have not been heard from; return the state changes."""
         now = time.time() if now is None else now
         changes = []
+        if self._run_id is not None and now - self._run_alive >= RUN_ALIVE_S:
+            self._run_alive = now
+            with self.db.atomic():
+                self.conn.execute("UPDATE collector_runs SET last_alive = ? WHERE id = ?", (iso(now), self._run_id))
         down_sites = [s for s, on in self._online.items() if on and now - self._last_seen.get(s, 0.0) > self.offline_after_s]
         down_rx = [k for k, on in self._rx_online.items() if on and now - self._rx_last.get(k, 0.0) > self.offline_after_s]
         if not down_sites and not down_rx:
@@ -468,7 +522,8 @@ class Store:
         if changes:
             self.conn.executemany(
                 "INSERT INTO presence (site, receiver, online, time, agent, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                [(c["site"], c.get("receiver"), int(bool(c["online"])), c["time"], c.get("agent"), reason) for c in changes])
+                [(c["site"], c.get("receiver"), int(bool(c["online"])), c["time"], c.get("agent"), c.get("reason", reason))
+                 for c in changes])
             self._presence_rows += len(changes)
 
     # --- reading (console requests) ------------------------------------------------------------------------

@@ -34,6 +34,9 @@ SEVERITY_LEVELS = ((0.7, "high", "#d62728"), (0.4, "medium", "#ff7f0e"), (0.0, "
 HEALTH_COLOUR = "#7f3fbf"
 #: colour of logged emissions (covered by the band plan or a declared emitter: not alerts) on the timeline
 LOGGED_COLOUR = "#a0a0a0"
+#: a site's offline spell on the timeline (face, hatch), and a spell while the collector was not running
+OFFLINE_STYLE = ("#ececec", "#9a9a9a", "////")
+COLLECTOR_DOWN_STYLE = ("#d9d9d9", "#6e6e6e", "xxxx")
 DPI = 100
 FORMATS = (".png", ".svg")
 
@@ -680,6 +683,15 @@ def _parse_time(value: Any) -> float | None:
         return None
 
 
+def _number(value: Any, default: float = 0.0) -> float:
+    """A number from a database cell, ``default`` for what is not one (a table edited by hand)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default
+
+
 def open_db(path: str | Path) -> sqlite3.Connection:
     """The collector's database, read-only (never created, never changed here)."""
     path = Path(path)
@@ -694,12 +706,27 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def db_read_error(conn: sqlite3.Connection, exc: sqlite3.Error) -> SdrwatchError:
+    """An SQLite error met reading the collector's database (a damaged page, a table not as the
+    collector writes it) as one line naming the file."""
+    try:
+        path = next((r[2] for r in conn.execute("pragma database_list") if r[1] == "main"), "") or "database"
+    except sqlite3.Error:
+        path = "database"
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return SdrwatchError(f"{path}: cannot read the collector database ({why})")
+
+
 def table_rows(conn: sqlite3.Connection, table: str, where: str = "", params: Sequence = ()) -> list[dict]:
-    """Rows of a table as dicts, or [] if the table does not exist (yet)."""
-    exists = conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone()
-    if not exists:
-        return []
-    return [dict(r) for r in conn.execute(f"select * from [{table}] {where}", tuple(params))]
+    """Rows of a table as dicts, or [] if the table does not exist (yet). A database that cannot be
+    read raises :class:`SdrwatchError` (one line)."""
+    try:
+        exists = conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone()
+        if not exists:
+            return []
+        return [dict(r) for r in conn.execute(f"select * from [{table}] {where}", tuple(params))]
+    except sqlite3.DatabaseError as exc:
+        raise db_read_error(conn, exc) from None
 
 
 #: health kinds that are faults (drawn on the timeline; listed in the report)
@@ -734,7 +761,7 @@ def timeline_from_db(db_path: str | Path, session: str | None = None) -> dict:
         a["t"] = _parse_time(a.get("agent_time")) or _parse_time(a.get("first_event_time")) or _parse_time(a.get("received_time"))
         a["t_end"] = (a["t"] + float(a["duration_s"])) if a.get("t") is not None and isinstance(a.get("duration_s"), (int, float)) else a.get("t")
     alerts = [a for a in alerts if a.get("t") is not None]
-    faults = [h for h in health if h.get("kind") in FAULT_KINDS or (h.get("kind") not in ("heartbeat", "start", "receiver_regained") and float(h.get("severity") or 0) >= 0.5)]
+    faults = [h for h in health if h.get("kind") in FAULT_KINDS or (h.get("kind") not in ("heartbeat", "start", "receiver_regained") and _number(h.get("severity")) >= 0.5)]
     for h in faults:
         h["t"] = _parse_time(h.get("agent_time")) or _parse_time(h.get("received_time"))
     faults = [h for h in faults if h.get("t") is not None]
@@ -746,10 +773,15 @@ def timeline_from_db(db_path: str | Path, session: str | None = None) -> dict:
     return {"alerts": alerts, "sessions": sessions, "faults": faults, "sites": names}
 
 
-def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size_px: tuple[int, int] | None = None) -> PlotResult:
+def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size_px: tuple[int, int] | None = None,
+                  span: tuple[float, float] | None = None) -> PlotResult:
     """One lane per site: sessions shaded, each alert a bar from onset to end in its severity colour
     (a diamond if shorter than a pixel or two), a logged emission (``covered_by`` an entry) a thin
-    grey bar under the alerts, health faults as purple crosses. x is UTC time.
+    grey bar under the alerts, health faults as purple crosses, and the site's offline spells
+    (``data['offline']``: dicts with ``site``, ``start``, ``end`` Unix s and ``cause``) hatched grey
+    across the lane, cross-hatched darker where the collector was not running (cause
+    ``collector_down``). x is UTC time: ``span`` (Unix s, e.g. the session) when given, else what
+    happened (alerts, faults, spells) with margins, within the sessions.
     The panel is ``lanes``: x in matplotlib date numbers (days), y lane index (site order as in
     ``data['sites']``, first at the top)."""
     import matplotlib.dates as mdates
@@ -766,19 +798,26 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
     ax = fig.add_axes((0.12, bottom, 0.86, top - bottom))
     lane = {s: i for i, s in enumerate(sites)}
     to_num = lambda t: mdates.date2num(_dt.datetime.fromtimestamp(t, _dt.timezone.utc))  # noqa: E731
-    times = [a["t"] for a in data["alerts"]] + [a["t_end"] for a in data["alerts"] if a.get("t_end")] + [h["t"] for h in data["faults"]]
+    offline = [x for x in data.get("offline") or () if x.get("site") in lane and x.get("start") is not None and x.get("end") is not None]
+    happened = ([a["t"] for a in data["alerts"]] + [a["t_end"] for a in data["alerts"] if a.get("t_end")] + [h["t"] for h in data["faults"]]
+                + [t for x in offline for t in (x["start"], x["end"]) if math.isfinite(t)])
+    times = list(happened)
     for s in data["sessions"]:
         times += [t for t in (s.get("t_start"), s.get("t_end")) if t is not None]
-    if not times:
+    if span is not None and span[1] > span[0]:
+        t0, t1 = float(span[0]), float(span[1])
+        margin = 0.01
+    elif not times:
         raise SdrwatchError("nothing to plot: no timed alerts, faults or sessions")
-    t0, t1 = min(times), max(times)
-    happened = [a["t"] for a in data["alerts"]] + [a["t_end"] for a in data["alerts"] if a.get("t_end")] + [h["t"] for h in data["faults"]]
-    if happened:  # a session planned far beyond (or long before) what happened: show what happened, with margins
-        d0, d1 = min(happened), max(happened)
-        pad = 0.25 * (d1 - d0) + 60.0
-        t0, t1 = max(t0, d0 - pad), min(t1, d1 + pad)
+    else:
+        t0, t1 = min(times), max(times)
+        margin = 0.03
+        if happened:  # a session planned far beyond (or long before) what happened: show what happened, with margins
+            d0, d1 = min(happened), max(happened)
+            pad = 0.25 * (d1 - d0) + 60.0
+            t0, t1 = max(t0, d0 - pad), min(t1, d1 + pad)
     span = max(t1 - t0, 60.0)
-    lo, hi = t0 - 0.03 * span, t0 + span * 1.03
+    lo, hi = t0 - margin * span, t0 + span * (1 + margin)
     for s in data["sessions"]:
         if s.get("site") not in lane:
             continue
@@ -788,6 +827,16 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
         y = lane[s["site"]]
         ax.fill_between([to_num(a), to_num(b)], y - 0.42, y + 0.42, color="#dbe9f6", lw=0, zorder=0)
         ax.text(to_num(max(a, lo)), y + 0.38, f" {s.get('name', '')}", fontsize=7, va="top", color="#3b6ea5", clip_on=True)
+    down_drawn = off_drawn = False
+    for x in offline:
+        a, b = max(x["start"], lo), min(x["end"], hi)
+        if b <= a:
+            continue
+        face, edge, hatch = COLLECTOR_DOWN_STYLE if x.get("cause") == "collector_down" else OFFLINE_STYLE
+        down_drawn |= x.get("cause") == "collector_down"
+        off_drawn |= x.get("cause") != "collector_down"
+        y = lane[x["site"]]
+        ax.broken_barh([(to_num(a), to_num(b) - to_num(a))], (y - 0.42, 0.84), facecolor=face, edgecolor=edge, hatch=hatch, lw=0, zorder=1)
     min_bar_days = 2.5 * (span / 86400) / 1000  # about 2.5 px at 1000 px wide
     row, rows = _alert_rows([a for a in data["alerts"] if a.get("site") in lane and not a.get("covered_by")])
     for a in data["alerts"]:
@@ -826,7 +875,13 @@ def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size
     if n_logged:
         handles.append(Patch(color=LOGGED_COLOUR, label="logged (band plan, declared)"))
     handles += [Line2D([], [], marker="x", color=HEALTH_COLOUR, ls="none", mew=2, label="health fault"), Patch(color="#dbe9f6", label="exam session")]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    if off_drawn:
+        handles.append(Patch(facecolor=OFFLINE_STYLE[0], edgecolor=OFFLINE_STYLE[1], hatch=OFFLINE_STYLE[2], lw=0, label="site offline"))
+    if down_drawn:
+        handles.append(Patch(facecolor=COLLECTOR_DOWN_STYLE[0], edgecolor=COLLECTOR_DOWN_STYLE[1], hatch=COLLECTOR_DOWN_STYLE[2], lw=0,
+                             label="collector down"))
+    tight = {"columnspacing": 1.0, "handlelength": 1.5, "handletextpad": 0.5} if len(handles) > 7 else {}
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0), **tight)
     day = _dt.datetime.fromtimestamp(t0, _dt.timezone.utc).strftime("%Y-%m-%d")
     counts = f"{len(data['alerts']) - n_logged} alerts" + (f", {n_logged} logged" if n_logged else "")
     fig.suptitle(title or _title(f"alert timeline, {counts}, {len(sites)} sites", time=day), fontsize=11)

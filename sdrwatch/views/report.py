@@ -2,11 +2,13 @@
 
 What it holds, from the collector's database (read-only; tables in docs/network.md):
 sites and their uptime in the session (from the collector's ``presence`` history of online/offline
-changes, with every offline spell longer than a minute; for a database without it, from heartbeat
-rows or agent start/stop records, and the report says which), receiver health and faults,
+changes, with every offline spell longer than a minute, the time the collector itself was not
+running counted as not watched; for a database without it, from heartbeat rows or agent start/stop
+records, and the report says which), receiver health (with each receiver's uptime and its own
+offline spells) and faults,
 every alert of the session with its latest disposition and operator, the emissions logged rather
 than alerted (covered by the band plan or a declared emitter: their entry, no disposition needed), the
-alert timeline, the
+alert timeline (across the session, with the sites' offline spells), the
 spectrum and evidence spectrogram of the top alerts (embedded PNG), and every evidence hash with
 whether the file at hand still matches it. When the records are sealed the report prints the
 fingerprint of the sealed manifest.
@@ -40,11 +42,15 @@ from . import plots
 TOP_ALERTS = 3
 #: offline spells longer than this are listed in the report (shorter ones still count against uptime)
 SPELL_LIST_MIN_S = 60.0
+#: a receiver's first heartbeat after its site is heard again comes within a heartbeat or two (s)
+RX_GRACE_S = 12.0
 #: what began an offline spell: the ``reason`` of a site's presence row, or one of the two the report adds itself
 SPELL_CAUSES = {
     "silent": "nothing heard from it",
     "not_heard": "not heard from yet in the session",
     "no_record": "no record at the collector after this",
+    "collector_down": "collector down: not watched",
+    "receiver_lost": "the agent reported the receiver lost",
 }
 DISPOSITION_NAMES = {"cheating": "cheating", "declared": "declared emitter", "false_alarm": "false alarm", "other": "other", "ack": "acknowledged"}
 
@@ -105,7 +111,7 @@ def contact_uptime(intervals: Sequence[tuple[float, float]], start_s: float, end
 
 
 def presence_uptime(changes: Sequence[tuple[float, bool, str | None]], start_s: float, end_s: float,
-                    known_until_s: float | None = None) -> tuple[float, list[dict]]:
+                    known_until_s: float | None = None, down: Sequence[tuple[float, float]] = ()) -> tuple[float, list[dict]]:
     """Share of [start_s, end_s] that a site (or one receiver) was online, and its offline spells,
     from the collector's ``presence`` rows (one row per online/offline change).
 
@@ -121,6 +127,9 @@ def presence_uptime(changes: Sequence[tuple[float, bool, str | None]], start_s: 
     known_until_s : float, optional
         The collector's last record, Unix seconds: nothing is known after it, so online time stops
         there and the rest of the window is offline with cause ``no_record``. Default ``end_s``.
+    down : sequence of (from_s, to_s)
+        When the collector was not running (:func:`collector_down`): offline whatever the rows say,
+        cause ``collector_down`` (nobody watched).
 
     Returns
     -------
@@ -129,7 +138,8 @@ def presence_uptime(changes: Sequence[tuple[float, bool, str | None]], start_s: 
     spells : list of dict
         Every offline period inside the window, in order: ``start_s``, ``end_s``, ``length_s``,
         ``cause`` (the ``reason`` of the row that began it, ``not_heard`` before the first row,
-        ``no_record`` after the collector's last record) and ``open`` (still offline at ``end_s``).
+        ``no_record`` after the collector's last record, ``collector_down``) and ``open`` (still
+        offline at ``end_s``).
 
     >>> presence_uptime([(0.0, True, "heard"), (600.0, False, "silent"), (1200.0, True, "heard")], 0.0, 3600.0)[0]
     0.8333333333333334
@@ -160,6 +170,26 @@ def presence_uptime(changes: Sequence[tuple[float, bool, str | None]], start_s: 
             if a < until:
                 cut.append((a, until, True, why))
             cut.append((max(a, until), b, False, "no_record"))
+    gaps = sorted((max(a, start_s), min(b, end_s)) for a, b in down if b > start_s and a < end_s)
+    if gaps:
+        over = []
+        for a, b, online, why in cut:
+            t = a
+            for ga, gb in gaps:
+                if gb <= t or ga >= b:
+                    continue
+                if ga > t:
+                    over.append((t, ga, online, why))
+                over.append((max(t, ga), min(b, gb), False, "collector_down"))
+                t = min(b, gb)
+            if t < b:
+                over.append((t, b, online, why))
+        cut = []
+        for seg in over:  # pieces of one state and cause side by side are one
+            if cut and cut[-1][2:] == seg[2:] and cut[-1][1] >= seg[0]:
+                cut[-1] = (cut[-1][0], seg[1], *seg[2:])
+            elif seg[1] > seg[0]:
+                cut.append(seg)
     online_s = sum(b - a for a, b, online, _ in cut if online)
     spells = [{"start_s": a, "end_s": b, "length_s": b - a, "cause": why, "open": b >= end_s}
               for a, b, online, why in cut if not online and b > a]
@@ -175,28 +205,58 @@ def _has_table(conn, table: str) -> bool:
     return conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone() is not None
 
 
-def presence_changes(conn, site: str, start_s: float, end_s: float) -> list[tuple[float, bool, str | None]]:
-    """A site's own ``presence`` rows (``receiver`` null) that decide its state in [start_s, end_s], as
-    :func:`presence_uptime` takes them: the last row at or before ``start_s``, every row inside, and,
-    when there is neither, the first row after. [] when the database has no presence table (a
-    collector from before it) or no row for the site."""
+def presence_changes(conn, site: str, start_s: float, end_s: float, receiver: str | None = None) -> list[tuple[float, bool, str | None]]:
+    """A site's own ``presence`` rows (``receiver`` null), or with ``receiver`` that receiver's, that
+    decide its state in [start_s, end_s], as :func:`presence_uptime` takes them: the last row at or
+    before ``start_s``, every row inside, and, when there is neither, the first row after. [] when
+    the database has no presence table (a collector from before it) or no row for it."""
     if not _has_table(conn, "presence"):
         return []
     lo, hi = _store_time(start_s), _store_time(end_s)
-    mine = "select online, time, reason from presence where site = ? and (receiver is null or receiver = '')"
-    rows = conn.execute(f"{mine} and time <= ? order by time desc, id desc limit 1", (site, lo)).fetchall()
-    rows += conn.execute(f"{mine} and time > ? and time < ? order by time, id", (site, lo, hi)).fetchall()
+    if receiver is None:
+        mine, key = "select online, time, reason from presence where site = ? and (receiver is null or receiver = '')", (site,)
+    else:
+        mine, key = "select online, time, reason from presence where site = ? and receiver = ?", (site, receiver)
+    rows = conn.execute(f"{mine} and time <= ? order by time desc, id desc limit 1", (*key, lo)).fetchall()
+    rows += conn.execute(f"{mine} and time > ? and time < ? order by time, id", (*key, lo, hi)).fetchall()
     if not rows:
-        rows = conn.execute(f"{mine} and time >= ? order by time, id limit 1", (site, hi)).fetchall()
+        rows = conn.execute(f"{mine} and time >= ? order by time, id limit 1", (*key, hi)).fetchall()
     return [(t, bool(online), reason) for online, time_, reason in rows if (t := _t(time_)) is not None]
+
+
+def collector_down(conn) -> list[tuple[float, float]] | None:
+    """When the collector was not running (Unix s), from its ``collector_runs`` rows: from each run's
+    end (its clean stop, or the last ``last_alive`` stamp of a run that was killed) to the next run's
+    start, and after a last run that stopped cleanly (to infinity). A last run without a stop is
+    taken as still running (time after its stamp is the report's "no record"). None when the
+    database has no run rows (a collector from before them): downtime is then not known."""
+    if not _has_table(conn, "collector_runs"):
+        return None
+    runs = []
+    for started, alive, stopped in conn.execute("select started, last_alive, stopped from collector_runs order by started, id"):
+        a = _t(started)
+        if a is not None:
+            runs.append((a, _t(stopped), max(a, _t(alive) or a)))
+    if not runs:
+        return None
+    down = []
+    for (a, stopped, alive), (nxt, _, _) in zip(runs, runs[1:]):
+        end = stopped if stopped is not None else alive
+        if nxt > end:
+            down.append((end, nxt))
+    if runs[-1][1] is not None:
+        down.append((runs[-1][1], math.inf))
+    return down
 
 
 def last_record_time(conn) -> float | None:
     """When the collector last wrote anything it heard or noticed (Unix s): the newest of its presence
-    rows, site contacts, health records and alert events. None for an empty database."""
+    rows, site contacts, health records, alert events and its own running stamp. None for an empty
+    database."""
     best = None
     for table, column in (("presence", "time"), ("sites", "last_heartbeat"), ("receivers", "last_heartbeat"),
-                          ("health", "received_time"), ("alerts", "last_received_time"), ("alert_events", "received_time")):
+                          ("health", "received_time"), ("alerts", "last_received_time"), ("alert_events", "received_time"),
+                          ("collector_runs", "last_alive")):
         if not _has_table(conn, table) or column not in {r[1] for r in conn.execute(f"pragma table_info([{table}])")}:
             continue
         t = _t(conn.execute(f"select max([{column}]) from [{table}]").fetchone()[0])
@@ -242,6 +302,7 @@ class ReportData:
     end_s: float | None
     logged: list[dict] = field(default_factory=list)  # covered by the band plan or a [[declare]] entry: not alerts
     last_record_s: float | None = None  # the collector's last record of anything (Unix s)
+    collector_down: list | None = None  # (from_s, to_s) the collector was not running; None: not known (no run rows)
     generated: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
     @property
@@ -294,7 +355,8 @@ def _load_report_data(db_path: Path, session: str, evidence_roots: Sequence[Path
         span_lo = min(starts) if starts else min((a["t"] for a in everything), default=None)
         span_hi = max(ends) if ends else now
         site_names = sorted({s.get("site") for s in sessions if s.get("site")} | {a.get("site") for a in everything if a.get("site")})
-        windows, presence = {}, {}
+        down = collector_down(conn)
+        windows, presence, rx_presence = {}, {}, {}
         for name in site_names:
             mine = [s for s in sessions if s.get("site") == name]
             lo = min((_t(s.get("start")) for s in mine if _t(s.get("start")) is not None), default=span_lo)
@@ -305,6 +367,11 @@ def _load_report_data(db_path: Path, session: str, evidence_roots: Sequence[Path
             windows[name] = (lo, hi, hi_p)
             if lo is not None and hi_p is not None and hi_p > lo:
                 presence[name] = presence_changes(conn, name, lo, hi_p)
+                if presence[name]:
+                    rx_names = {r.get("receiver") for r in receivers if r.get("site") == name} | {r[0] for r in conn.execute(
+                        "select distinct receiver from presence where site = ? and receiver is not null and receiver != ''", (name,))}
+                    for rx in sorted(x for x in rx_names if x):
+                        rx_presence[(name, rx)] = presence_changes(conn, name, lo, hi_p, rx)
     finally:
         conn.close()
     roots = [db_path.parent, *map(Path, evidence_roots)]
@@ -330,10 +397,13 @@ def _load_report_data(db_path: Path, session: str, evidence_roots: Sequence[Path
         method = "heartbeats"
         changes = presence.get(name)
         spells: list[dict] | None = None
+        rx_up: list[dict] | None = None
         counted_to = hi_seen
         if changes:
             method, counted_to = "presence", hi_p
-            up, spells = presence_uptime(changes, lo, hi_p, last_record)
+            up, spells = presence_uptime(changes, lo, hi_p, last_record, down or ())
+            rx_up = receiver_uptime({rx: ch for (site, rx), ch in rx_presence.items() if site == name and ch},
+                                    lo, hi_p, last_record, down or (), spells)
         elif lo is None or not hi_seen:
             up = 0.0
         elif beats:
@@ -362,7 +432,8 @@ def _load_report_data(db_path: Path, session: str, evidence_roots: Sequence[Path
         sites.append({"site": name, "start": lo, "end": hi, "uptime": up, "uptime_method": method, "counted_to": counted_to,
                       "offline_s": None if spells is None else sum(x["length_s"] for x in spells),
                       "offline_spells": None if spells is None else [x for x in spells if x["length_s"] > SPELL_LIST_MIN_S],
-                      "heartbeats": len(beats), "online": row.get("online"), "last_heartbeat": _t(row.get("last_heartbeat")),
+                      "all_offline_spells": spells,
+                      "receivers": rx_up, "heartbeats": len(beats), "online": row.get("online"), "last_heartbeat": _t(row.get("last_heartbeat")),
                       "alerts": sum(1 for a in alerts if a.get("site") == name),
                       "logged": sum(1 for a in logged if a.get("site") == name)})
     evidence = []
@@ -382,24 +453,51 @@ def _load_report_data(db_path: Path, session: str, evidence_roots: Sequence[Path
         evidence.append({"alert_id": a["alert_id"], "site": a.get("site"), "path": a.get("evidence_path") or row.get("path"),
                          "bytes": row.get("bytes"), "sha512": sha, "state": state, "file": found})
     return ReportData(db_path, session, sites, [r for r in receivers if r.get("site") in site_names], timeline["faults"], alerts, evidence,
-                      timeline, span_lo, span_hi, logged=logged, last_record_s=last_record)
+                      timeline, span_lo, span_hi, logged=logged, last_record_s=last_record, collector_down=down)
+
+
+def receiver_uptime(changes: dict[str, list], start_s: float, end_s: float, known_until_s: float | None,
+                    down: Sequence[tuple[float, float]], site_spells: Sequence[dict]) -> list[dict]:
+    """Each receiver's uptime in a site's window from its own presence rows (:func:`presence_uptime`),
+    and its offline spells longer than a minute that are its own: a spell counts when more than a
+    minute of it falls outside the site's offline spells (a site that goes silent takes its receivers
+    with it, and that is the site's spell). The site's spells are held open RX_GRACE_S longer, the
+    time a receiver's first heartbeat may follow the site's first record."""
+    site_off = [(x["start_s"], x["end_s"] + RX_GRACE_S) for x in site_spells]
+    out = []
+    for rx, ch in sorted(changes.items()):
+        up, spells = presence_uptime(ch, start_s, end_s, known_until_s, down)
+        own = []
+        for x in spells:
+            shared = sum(max(0.0, min(x["end_s"], b) - max(x["start_s"], a)) for a, b in site_off)
+            if x["length_s"] - shared > SPELL_LIST_MIN_S:
+                own.append(x)
+        out.append({"receiver": rx, "uptime": up, "offline_s": sum(x["length_s"] for x in spells), "offline_spells": own})
+    return out
 
 
 def site_uptime(data: ReportData) -> list[dict]:
     """Each site's uptime as plain JSON: ``site``, ``uptime`` (0-1), ``method`` (presence, heartbeats
-    or agent runs), ``counted_to`` (UTC) and, with presence, ``offline_s`` and the ``offline_spells``
-    longer than a minute (``start``, ``end`` UTC, ``length_s``, ``cause``, ``open``); else those are null."""
+    or agent runs), ``counted_to`` (UTC) and, with presence, ``offline_s``, the ``offline_spells``
+    longer than a minute (``start``, ``end`` UTC, ``length_s``, ``cause``, ``open``) and ``receivers``
+    (each ``receiver``, ``uptime``, ``offline_s`` and its own ``offline_spells``, as the report's
+    receiver spells table lists them); else those are null."""
     def utc(t):
         return None if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def spells_json(spells):
+        return None if spells is None else [{"start": utc(x["start_s"]), "end": utc(x["end_s"]), "length_s": round(x["length_s"], 1),
+                                             "cause": x["cause"], "open": x["open"]} for x in spells]
+
     out = []
     for s in data.sites:
-        spells = s.get("offline_spells")
+        rxs = s.get("receivers")
         out.append({"site": s["site"], "uptime": round(s["uptime"], 4), "method": s["uptime_method"], "counted_to": utc(s.get("counted_to")),
                     "offline_s": None if s.get("offline_s") is None else round(s["offline_s"], 1),
-                    "offline_spells": None if spells is None else [
-                        {"start": utc(x["start_s"]), "end": utc(x["end_s"]), "length_s": round(x["length_s"], 1), "cause": x["cause"],
-                         "open": x["open"]} for x in spells]})
+                    "offline_spells": spells_json(s.get("offline_spells")),
+                    "receivers": None if rxs is None else [
+                        {"receiver": r["receiver"], "uptime": round(r["uptime"], 4), "offline_s": round(r["offline_s"], 1),
+                         "offline_spells": spells_json(r["offline_spells"])} for r in rxs]})
     return out
 
 
@@ -542,8 +640,7 @@ def _duration(seconds: float) -> str:
 UPTIME_METHODS = {
     "presence": ("the collector's record of each change between online and offline. A site goes offline when the "
                  "collector has heard nothing from it for its <code>--offline-after</code> time (10 s by default), so a spell "
-                 "begins that long after the site's last record, and ends at the first record heard again. The collector keeps "
-                 "this record only while it runs: time while the collector itself was stopped counts in the state it last recorded."),
+                 "begins that long after the site's last record, and ends at the first record heard again."),
     "heartbeats": "heartbeat rows in the database, each vouching for half the usual heartbeat interval either side; offline spells are not known.",
     "agent runs": ("the database holds no presence or heartbeat rows for them, so uptime runs from each agent start record "
                    "to its stop record (or the site's last contact): an outage while the agent ran is not seen, and offline spells are not known."),
@@ -558,6 +655,14 @@ def _uptime_notes(data: ReportData) -> str:
         if not mine:
             continue
         if method == "presence":
+            if data.collector_down is None:
+                text += (" The collector keeps this record only while it runs, and this database does not say when it ran: time while "
+                         "the collector itself was stopped counts in the state it last recorded.")
+            else:
+                from ..store.db import RUN_ALIVE_S
+
+                text += (" Time while the collector itself was not running (from its record of its own runs, each start, clean stop "
+                         f"and a stamp every {RUN_ALIVE_S:g} s) counts as offline: not watched, cause collector down.")
             if any(x["cause"] == "no_record" for s in mine for x in s.get("offline_spells") or ()):
                 text += f" Time after the collector's last record ({_e(_iso(data.last_record_s))} UTC) counts as offline."
         running = sorted({_iso(s["counted_to"]) for s in mine if s.get("counted_to") is not None and (s["end"] is None or s["counted_to"] < s["end"] - 0.5)})
@@ -582,15 +687,47 @@ def _spells_table(data: ReportData) -> str:
     out.append('<table id="offline-spells"><thead><tr><th>site</th><th>offline from (UTC)</th><th>back (UTC)</th><th class="num">length</th>'
                '<th>cause</th></tr></thead><tbody>')
     for s, x in rows:
-        back = _e(_hms(x["end_s"]))
-        if x["open"]:
-            back = f'<span class="bad">still offline at {back}</span> ({"the session end" if s["end"] is not None and x["end_s"] >= s["end"] - 0.5 else "the last record"})'
-        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(x["start_s"]))}</td><td>{back}</td><td class="num">{_e(_duration(x["length_s"]))}</td>'
-                   f'<td>{_e(SPELL_CAUSES.get(x["cause"], x["cause"] or "offline"))}</td></tr>')
+        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(_hms(x["start_s"]))}</td><td>{_spell_back(s, x)}</td><td class="num">{_e(_duration(x["length_s"]))}</td>'
+                   f'<td>{_e(_cause(x["cause"]))}</td></tr>')
     out.append("</tbody></table>")
     if unknown:
         out.append(f'<p class="sub">Offline spells are not known for {_e(", ".join(unknown))} (no presence rows).</p>')
     return "".join(out)
+
+
+def _receiver_spells_table(data: ReportData) -> str:
+    """Receiver offline spells of more than a minute of their own (not their site's outage)."""
+    known = [s for s in data.sites if s.get("receivers")]
+    if not known:
+        return ""
+    rows = [(s, r, x) for s in known for r in s["receivers"] for x in r["offline_spells"]]
+    out = ['<p class="sub" id="receiver-uptime">Receiver uptime from the collector\'s presence record of each receiver in its site\'s '
+           'session: offline when the agent reports the receiver lost (its heartbeats then say so too), when no heartbeat of it is heard '
+           'for <code>--offline-after</code>, and whenever its site is offline.</p>']
+    if not rows:
+        out.append('<p class="none">no receiver was offline for more than a minute while its site was online</p>')
+        return "".join(out)
+    out.append('<h3>Receiver offline spells (more than a minute while the site was online)</h3>'
+               '<table id="receiver-offline-spells"><thead><tr><th>site</th><th>receiver</th><th>offline from (UTC)</th><th>back (UTC)</th>'
+               '<th class="num">length</th><th>cause</th></tr></thead><tbody>')
+    for s, r, x in rows:
+        out.append(f'<tr><td>{_e(s["site"])}</td><td>{_e(r["receiver"])}</td><td>{_e(_hms(x["start_s"]))}</td><td>{_spell_back(s, x)}</td>'
+                   f'<td class="num">{_e(_duration(x["length_s"]))}</td><td>{_e(_cause(x["cause"], receiver=True))}</td></tr>')
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _cause(cause: str | None, receiver: bool = False) -> str:
+    if receiver and cause == "silent":
+        return "no heartbeat of it heard"
+    return SPELL_CAUSES.get(cause, cause or "offline")
+
+
+def _spell_back(s: dict, x: dict) -> str:
+    back = _e(_hms(x["end_s"]))
+    if x["open"]:
+        back = f'<span class="bad">still offline at {back}</span> ({"the session end" if s["end"] is not None and x["end_s"] >= s["end"] - 0.5 else "the last record"})'
+    return back
 
 
 def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | None = None) -> str:
@@ -631,17 +768,22 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
     out.append("</tbody></table>")
     out.append(_uptime_notes(data))
     out.append(_spells_table(data))
-    out.append('<h2>Receiver health</h2><table id="receivers"><thead><tr><th>site</th><th>receiver</th><th>now</th><th class="num">achieved revisit</th>'
-               '<th class="num">noise floor</th><th>last heartbeat</th></tr></thead><tbody>')
+    rx_up = {(s["site"], r["receiver"]): r for s in data.sites for r in s.get("receivers") or ()}
+    out.append('<h2>Receiver health</h2><table id="receivers"><thead><tr><th>site</th><th>receiver</th><th class="num">uptime</th><th>now</th>'
+               '<th class="num">achieved revisit</th><th class="num">noise floor</th><th>last heartbeat</th></tr></thead><tbody>')
     for r in sorted(data.receivers, key=lambda r: (r.get("site"), r.get("receiver"))):
         online = {1: '<span class="ok">online</span>', 0: '<span class="bad">offline</span>'}.get(r.get("online"), "")
         rv = _num(r.get("revisit_s"), ".1f")
         nf = _num(r.get("noise_floor_db"), ".1f")
-        out.append(f'<tr><td>{_e(r.get("site"))}</td><td>{_e(r.get("receiver"))}</td><td>{online}</td><td class="num">{rv + " s" if rv else ""}</td>'
+        u = rx_up.get((r.get("site"), r.get("receiver")))
+        up = '<span class="none">not known</span>' if u is None else f'{100 * u["uptime"]:.1f} %'
+        out.append(f'<tr><td>{_e(r.get("site"))}</td><td>{_e(r.get("receiver"))}</td><td class="num{" bad" if u and u["offline_s"] > SPELL_LIST_MIN_S else ""}">{up}</td>'
+                   f'<td>{online}</td><td class="num">{rv + " s" if rv else ""}</td>'
                    f'<td class="num">{nf + " dB" if nf else ""}</td><td>{_e(_iso(_t(r.get("last_heartbeat"))))}</td></tr>')
     if not data.receivers:
-        out.append('<tr><td colspan="6" class="none">no receiver reported</td></tr>')
+        out.append('<tr><td colspan="7" class="none">no receiver reported</td></tr>')
     out.append("</tbody></table>")
+    out.append(_receiver_spells_table(data))
     out.append("<h3>Health faults</h3>")
     if data.faults:
         out.append('<table id="faults"><thead><tr><th>time (UTC)</th><th>site</th><th>receiver</th><th>kind</th><th>message</th></tr></thead><tbody>')
@@ -685,9 +827,9 @@ def render_html(data: ReportData, images: dict[str, Path], fingerprint: str | No
     else:
         out.append('<p class="none">nothing covered by the band plan or a declared emitter in this session</p>')
     if "timeline" in images:
-        out.append(f'<figure><img alt="alert timeline" src="{_img(images["timeline"])}"><figcaption>One lane per site; the session shaded; '
+        out.append(f'<figure><img alt="alert timeline" src="{_img(images["timeline"])}"><figcaption>One lane per site, across the session; the session shaded; '
                    'alerts in their severity colour (red high, orange medium, olive low); logged emissions as thin grey bars; '
-                   'health faults as purple crosses.</figcaption></figure>')
+                   'health faults as purple crosses; a site offline hatched grey, the collector down cross-hatched.</figcaption></figure>')
     out.append("</section>")
     for i, a in enumerate(data.top_alerts):
         lvl = plots.severity_level(a.get("severity"))
@@ -742,6 +884,22 @@ def spectrum_from_log(log_path: Path, alert: dict) -> tuple[list, str] | None:
     return (hops, f"{int(sel.sum())} sweeps from {_hms(t0)}") if hops else None
 
 
+def timeline_with_spells(data: ReportData) -> dict:
+    """The report's timeline data with every offline spell of the sites whose uptime comes from
+    presence (``offline``: site, start, end, cause), for :func:`plots.plot_timeline`."""
+    offline = [{"site": s["site"], "start": x["start_s"], "end": x["end_s"], "cause": x["cause"]}
+               for s in data.sites for x in s.get("all_offline_spells") or ()]
+    return {**data.timeline, "offline": offline}
+
+
+def timeline_image(data: ReportData, out: Path) -> plots.PlotResult:
+    """The report's timeline: across the whole session (when the database knows its times), with
+    the sites' offline spells."""
+    known = data.start_s is not None and data.end_s is not None and data.end_s > data.start_s
+    return plots.plot_timeline(timeline_with_spells(data), out, title=f"alert timeline, session {data.session}",
+                               span=(data.start_s, data.end_s) if known else None)
+
+
 def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fingerprint: str | None = None,
                  evidence_roots: Sequence[Path] = (), pdf: str | Path | None = None,
                  spectrum_logs: dict | None = None) -> ReportData:
@@ -756,7 +914,7 @@ def write_report(db_path: str | Path, session: str, out_html: str | Path, *, fin
         tmpd = Path(tmp)
         images: dict[str, Path] = {}
         if data.timeline["sites"] and (data.alerts or data.logged or data.faults or data.timeline["sessions"]):
-            images["timeline"] = plots.plot_timeline(data.timeline, tmpd / "timeline.png", title=f"alert timeline, session {session}").path
+            images["timeline"] = timeline_image(data, tmpd / "timeline.png").path
         conn = plots.open_db(db_path)
         try:
             for i, a in enumerate(data.top_alerts):
