@@ -65,6 +65,27 @@ class CollectorProc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def wait_status(self, pred, timeout_s: float = 20.0, what: str = "a status line"):
+        """The first status line the collector prints (JSON, every --stats-interval s) that ``pred``
+        accepts: for what a test cannot see from outside, e.g. that it has re-read its allowlist."""
+        import select
+
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                break
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            try:
+                status = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(status, dict) and pred(status):
+                return status
+        raise AssertionError(f"timed out waiting for {what}")
+
 
 def uplink_proc(outbox: Path, endpoint: str, keys: Path, name: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, "uplink", str(outbox), endpoint, str(keys), name, *args],

@@ -176,9 +176,12 @@ def test_revoked_key_is_refused_without_restart_and_allowed_again(tmp_path, keys
     try:
         ob, up = _uplink(tmp_path, keys, "s2", col.endpoint, 20)
         wait_for(lambda: count(db, "alerts") == 20, what="the first alerts")
+        before = col.wait_status(lambda st: "keys" in st, what="a status line")["keys"]
         res = subprocess.run(CLI + ["keys", "revoke", "s2", "--dir", str(keys)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
-        time.sleep(1.5)  # the collector re-reads the allowlist every second
+        # the collector re-reads the allowlist within a second or so: wait until it says it has, not a
+        # fixed time (under load a fixed 1.5 s was sometimes too short)
+        col.wait_status(lambda st: st.get("keys") == before - 1, what="the allowlist re-read")
         ob.append_many([alert(i, "s2", "late") for i in range(10)])
         wait_for(lambda: up.status()["refused"], timeout_s=10, what="the refusal")
         time.sleep(1.0)
