@@ -139,6 +139,35 @@ def test_cu8_blocks_read_ahead_keep_their_bytes(tmp_path, monkeypatch):
         assert np.array_equal(b.iq, p.iq) and b.duration_s == p.duration_s
     with pytest.raises(ValueError):
         FramedBlock(center_hz=1.0, sample_rate_hz=1.0)
+    assert "cu8 bytes" in repr(blocks[0]) and blocks[0]._iq is not None  # (converted above, by .iq)
+
+
+def test_a_read_error_with_frames_ahead_still_delivers_the_blocks_before_it(tmp_path, monkeypatch):
+    """Frames ahead keep one block in hand while the next is read: when that read fails (a file cut
+    short while replaying), the block in hand is still delivered before the error, as without them."""
+    from sdrwatch.dsp.spectrum import SpectrumConfig, WelchFrames
+    from sdrwatch.radio import file as file_mod
+
+    monkeypatch.setattr(file_mod, "PREFETCH_MIN_SAMPLES", 50_000)
+    path = tmp_path / "cap_433.92M_2400k.cu8"
+    path.write_bytes(from_iq(tone(400_000), "cu8"))
+    rec = open_recording(path)
+    real, calls = rec._read_bytes, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RecordingError(f"{path}: file ended early at byte 600000 (changed while reading?)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rec, "_read_bytes", failing)
+    for frames in (None, WelchFrames(rec.sample_rate_hz, SpectrumConfig(fft_size=256))):
+        calls.clear()
+        got = []
+        with pytest.raises(RecordingError, match="ended early"):
+            for b in rec.iter_blocks(100_000, frames=frames):
+                got.append(b.sample_index)
+        assert got == [0, 100_000, 200_000]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

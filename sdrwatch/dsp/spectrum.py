@@ -454,15 +454,28 @@ def frames_ahead_stream(eng: "WelchFrames", items) -> Iterator[tuple[object, Fra
         return payload, FramesAhead(eng.key, before, after, power, start, *tail,
                                     (None if g.acc is None else g.acc.copy(), g.count, g.start))
 
-    for payload, iq, restart in items:
-        if restart:
+    it = iter(items)
+    while True:
+        try:
+            item = next(it, None)
+            if item is None:
+                break
+            payload, iq, restart = item
+            if restart:
+                if held is not None:
+                    yield finish(held)
+                    held = None
+                eng.reset()
+            before = eng._state
+            pending = eng._submit(iq)
+            after = eng._state = object()
+        except Exception:
+            # the next block could not be read or started (a file cut short, say): the one before it
+            # is still delivered, then the error, as without frames ahead
             if held is not None:
-                yield finish(held)
-                held = None
-            eng.reset()
-        before = eng._state
-        pending = eng._submit(iq)
-        after = eng._state = object()
+                h, held = held, None
+                yield finish(h)
+            raise
         h = (payload, pending, before, after, (eng._tail, eng._tail_index, eng._tail_raw))
         if held is not None:
             yield finish(held)

@@ -1183,7 +1183,9 @@ class FramedBlock(Block):
     """A block of a recording read ahead (:meth:`Recording.iter_blocks` ``frames=``): its Welch frames
     computed beforehand (``ahead``, a :class:`~sdrwatch.dsp.spectrum.FramesAhead`), and for cu8 its
     samples kept as the bytes read (``raw``), which the chain's engine takes as they are; ``iq``
-    converts them to complex64 on first use (a replay never needs it). Takes ``iq`` or ``raw``."""
+    converts them to complex64 on first use (a replay never needs it). Takes ``iq`` or ``raw``.
+    ``dataclasses.replace`` gives a block with ``iq`` only (no bytes, no frames ahead: the chain then
+    computes its frames itself)."""
 
     def __init__(self, iq: np.ndarray | None = None, center_hz: float = 0.0, sample_rate_hz: float = 0.0,
                  sample_index: int = 0, timestamp: float | None = None, gain_db: float | None = None, *,
@@ -1204,6 +1206,10 @@ class FramedBlock(Block):
     @property
     def num_samples(self) -> int:
         return len(self.raw) // 2 if self._iq is None else len(self._iq)
+
+    def __repr__(self) -> str:  # without converting the bytes
+        return (f"FramedBlock({self.num_samples} samples at {self.center_hz:g} Hz, sample_index={self.sample_index}, "
+                f"{'cu8 bytes' if self.raw is not None else 'complex64'}, frames ahead: {self.ahead is not None})")
 
 
 def _with_frames(blocks: Iterator[Block], eng) -> Iterator[FramedBlock]:
