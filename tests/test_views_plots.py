@@ -315,3 +315,14 @@ def test_plots_of_a_damaged_database_are_one_error_line(tmp_path):
         assert p.stdout == "", p.stdout
         one_line(SimpleNamespace(output=p.stderr, exit_code=p.returncode), str(bad), "cannot read the collector database")
         assert not (tmp_path / "t.png").exists()
+
+
+def test_a_timeline_spans_its_sessions_when_they_are_known():
+    """The demo draws its timeline across the session, as the report does: from the first start to
+    the last end; not when either is unknown."""
+    from sdrwatch.views.plots import sessions_span
+
+    data = {"sessions": [{"t_start": 100.0, "t_end": 400.0}, {"t_start": 50.0, "t_end": 300.0}]}
+    assert sessions_span(data) == (50.0, 400.0)
+    assert sessions_span({"sessions": [{"t_start": 100.0, "t_end": None}]}) is None
+    assert sessions_span({"sessions": []}) is None

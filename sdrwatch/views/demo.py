@@ -279,8 +279,9 @@ class Demo:
         made: dict = {"plots": []}
         roots = [d for _s, d in self.sites]
         try:
-            made["plots"].append(plots.plot_timeline(plots.timeline_from_db(db, self.session), out / "timeline.png",
-                                                     title=f"alert timeline, session {self.session}").path)
+            data = plots.timeline_from_db(db, self.session)
+            made["plots"].append(plots.plot_timeline(data, out / "timeline.png", title=f"alert timeline, session {self.session}",
+                                                     span=plots.sessions_span(data)).path)  # the session, as the report draws it
         except SdrwatchError as exc:
             self.log(f"demo: no timeline ({exc})")
         for s, d in self.sites:

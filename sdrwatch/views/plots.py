@@ -773,6 +773,14 @@ def timeline_from_db(db_path: str | Path, session: str | None = None) -> dict:
     return {"alerts": alerts, "sessions": sessions, "faults": faults, "sites": names}
 
 
+def sessions_span(data: dict) -> tuple[float, float] | None:
+    """From the first start to the last end of ``data['sessions']`` (Unix s; :func:`timeline_from_db`),
+    or None when a start or an end is not known: the ``span`` that draws a timeline across them."""
+    starts = [s["t_start"] for s in data.get("sessions") or () if s.get("t_start") is not None]
+    ends = [s["t_end"] for s in data.get("sessions") or () if s.get("t_end") is not None]
+    return (min(starts), max(ends)) if starts and ends and max(ends) > min(starts) else None
+
+
 def plot_timeline(data: dict, out: str | Path, *, title: str | None = None, size_px: tuple[int, int] | None = None,
                   span: tuple[float, float] | None = None) -> PlotResult:
     """One lane per site: sessions shaded, each alert a bar from onset to end in its severity colour
