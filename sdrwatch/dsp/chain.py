@@ -129,8 +129,8 @@ class _Front:
         self.active, self.dwell_start, self.next_index, self.frame_no = True, int(block.sample_index), int(block.sample_index), 0
 
     def frames(self, block) -> tuple[np.ndarray, int]:
-        raw = getattr(block, "raw", None)  # a recording's cu8 bytes, as the frames ahead were computed from
-        power, _ = self.eng.push(block.iq if raw is None else raw, getattr(block, "ahead", None))  # frames computed ahead, if any
+        # a recording's cu8 bytes where the block keeps them, as the frames ahead were computed from
+        power, _ = self.eng.push(block.samples, getattr(block, "ahead", None))  # frames computed ahead, if any
         self.next_index = int(block.sample_index) + block.num_samples
         first = self.frame_no
         self.frame_no += len(power)

@@ -32,7 +32,7 @@ import os
 import pickle
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -431,7 +431,7 @@ class FramesAhead:
     tail: np.ndarray
     tail_index: int
     tail_raw: bool
-    group: tuple
+    partial: "_Partial"  # the open frame after the push (a snapshot)
 
 
 def frames_ahead(eng: "WelchFrames", iq: np.ndarray, restart: bool) -> FramesAhead:
@@ -450,9 +450,7 @@ def frames_ahead_stream(eng: "WelchFrames", items) -> Iterator[tuple[object, Fra
     def finish(h):
         payload, pending, before, after, tail = h
         power, start = eng._collect(pending)
-        g = eng._partial
-        return payload, FramesAhead(eng.key, before, after, power, start, *tail,
-                                    (None if g.acc is None else g.acc.copy(), g.count, g.start))
+        return payload, FramesAhead(eng.key, before, after, power, start, *tail, replace(eng._partial))
 
     it = iter(items)
     while True:
@@ -565,8 +563,7 @@ class WelchFrames:
         starts from this engine's state, else ignored and the frames computed here."""
         if ahead is not None and ahead.key == self.key and ahead.before is self._state:
             self._tail, self._tail_index, self._tail_raw = ahead.tail, ahead.tail_index, ahead.tail_raw
-            p = self._partial
-            p.acc, p.count, p.start = ahead.group
+            self._partial = replace(ahead.partial)  # its acc is never changed in place: shared, not copied
             self._state = ahead.after
             return ahead.power, ahead.start
         self._state = object()  # computed here: no FramesAhead starts from it
@@ -658,20 +655,19 @@ class WelchFrames:
         if d1 > d0:
             dst = buf[k:]
             if raw:
-                np.copyto(dst, data[2 * d0:2 * d1], casting="unsafe")  # uint8 -> float32 is exact; faster than a mixed-type subtract
-                dst -= np.float32(127.5)
+                _steps(data[2 * d0:2 * d1], dst)
             else:
                 dst[:] = data.view(np.float32)[2 * d0:2 * d1]
         return buf
 
-    def _batch_powers(self, rows, s: int, e: int, lane: "_Lane", taps: np.ndarray | None = None) -> np.ndarray:
-        """The squares of the (re, im) parts of FFT(w * segment) for segments s..e-1 of ``rows`` (a
+    def _batch_powers(self, rows: np.ndarray, lane: "_Lane", taps: np.ndarray) -> np.ndarray:
+        """The squares of the (re, im) parts of FFT(taps * segment) for the segments ``rows`` (a
         (segments, 2 * fft_size) float32 view), interleaved as (segments, 2 * fft_size) float32, in
         ``lane``'s buffer."""
-        b = e - s
+        b = len(rows)
         specf = lane.spec.view(np.float32)[:b]
         # real taps on (re, im) pairs, straight into the FFT buffer: no complex multiply
-        np.multiply(rows[s:e], self._w2 if taps is None else taps, out=specf)
+        np.multiply(rows, taps, out=specf)
         spec = lane.spec[:b]
         if self.backend == "fftw":
             self._fftw_rows(spec, lane.plans)
@@ -681,10 +677,9 @@ class WelchFrames:
         np.multiply(sq, sq, out=sq)
         return sq
 
-    def _fftw_rows(self, spec: np.ndarray, plans: dict | None = None) -> None:
+    def _fftw_rows(self, spec: np.ndarray, plans: dict) -> None:
         """FFT the rows of ``spec`` (a leading part of an aligned lane buffer) in place with the FFTW
         plans of that lane."""
-        plans = self._lane().plans if plans is None else plans
         at, left = 0, len(spec)
         for rows in self._plan_rows:  # largest first
             if left < rows:
@@ -712,7 +707,7 @@ class WelchFrames:
         for s in range(0, max(0, nseg), self._batch):
             e = min(nseg, s + self._batch)
             x = self._segment_input(tail, data, False, s * self.hop, (e - 1) * self.hop + self.n, lane)
-            yield s, self._batch_powers(_row_view(x, self.n, self.hop), 0, e - s, lane)
+            yield s, self._batch_powers(_row_view(x, self.n, self.hop), lane, self._w2)
 
     def _lane(self) -> "_Lane":
         """This engine's buffers and FFTW plans for the calling thread: one lane per pool thread, and
@@ -766,7 +761,7 @@ class WelchFrames:
         for bs in range(s, e, self._batch):
             be = min(e, bs + self._batch)
             x = self._segment_input(tail, data, raw, bs * hop, (be - 1) * hop + n, lane)
-            sq = self._batch_powers(_row_view(x, n, hop), 0, be - bs, lane, taps)
+            sq = self._batch_powers(_row_view(x, n, hop), lane, taps)
             skip = max(0, min(be, s + lead) - bs)  # rows of this batch that belong to ``head``
             if skip:
                 head[bs - s:bs - s + skip] = sq[:skip]
@@ -791,9 +786,13 @@ def _row_view(x: np.ndarray, n: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, 2 * n)[:: 2 * hop]
 
 
-def _steps(raw: np.ndarray) -> np.ndarray:
-    """Raw cu8 bytes -> complex64 in units of one step, centred (u - 127.5)."""
-    return (raw.astype(np.float32) - np.float32(127.5)).view(np.complex64)
+def _steps(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Raw cu8 bytes -> complex64 in units of one step, centred (u - 127.5), into ``out`` (float32,
+    as long as ``raw``) or a new array."""
+    out = np.empty(len(raw), dtype=np.float32) if out is None else out
+    np.copyto(out, raw, casting="unsafe")  # uint8 -> float32 is exact; faster than a mixed-type subtract
+    out -= np.float32(127.5)
+    return out.view(np.complex64)
 
 
 def _fft_rows(spec: np.ndarray) -> np.ndarray:

@@ -55,6 +55,11 @@ class Block:
         return len(self.iq)
 
     @property
+    def samples(self):
+        """What the spectrum engine takes: the raw cu8 bytes where the block keeps them, else ``iq``."""
+        return self.iq if self.raw is None else self.raw
+
+    @property
     def duration_s(self) -> float:
         return self.num_samples / self.sample_rate_hz
 

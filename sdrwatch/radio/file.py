@@ -381,11 +381,12 @@ class Recording:
             return blocks  # short blocks (a sweep's dwells): handing them between threads costs more than it saves
         if frames is None:
             return prefetch(blocks)
-        return prefetch(_with_frames(self._blocks(block_samples, captures, raw=True), frames))
+        return prefetch(_with_frames(self._blocks(block_samples, captures, framed=True), frames))
 
-    def _blocks(self, block_samples: int, captures: Iterable[int] | None, raw: bool = False) -> Iterator[Block]:
-        """The blocks of :meth:`iter_blocks`, in this thread. ``raw``: a cu8 recording's blocks are
-        :class:`FramedBlock` s holding the bytes as read (``raw``; ``iq`` converts them on first use)."""
+    def _blocks(self, block_samples: int, captures: Iterable[int] | None, framed: bool = False) -> Iterator[Block]:
+        """The blocks of :meth:`iter_blocks`, in this thread. ``framed``: :class:`FramedBlock` s, for
+        frames to be attached; a cu8 recording's hold the bytes as read (``raw``; ``iq`` converts them
+        on first use)."""
         block_samples = int(block_samples)
         if block_samples <= 0:
             raise ValueError("block_samples must be positive")
@@ -393,7 +394,7 @@ class Recording:
         for ci in indices:
             if not 0 <= ci < len(self.captures):
                 raise RecordingError(f"{self.path} has no capture {ci} (it has {len(self.captures)})")
-        raw = raw and self.fmt == "cu8"
+        raw = framed and self.fmt == "cu8"
         buf = bytearray(block_samples * self._width)
         with open(self.path, "rb") as fh:
             for ci in indices:
@@ -407,6 +408,8 @@ class Recording:
                               timestamp=None if t0 is None else t0 + pos / self.sample_rate_hz, gain_db=gain)
                     if raw:  # its own bytes: the block keeps them
                         yield FramedBlock(raw=self._read_bytes(fh, ci, pos, num, np.empty(2 * num, dtype=np.uint8)), **at)
+                    elif framed:
+                        yield FramedBlock(iq=to_iq(self._read_bytes(fh, ci, pos, num, buf), self.fmt), **at)
                     else:
                         yield Block(iq=to_iq(self._read_bytes(fh, ci, pos, num, buf), self.fmt), **at)
                     pos += num
@@ -1223,12 +1226,11 @@ def _with_frames(blocks: Iterator[Block], eng) -> Iterator[FramedBlock]:
         for b in blocks:
             restart = center != round(b.center_hz) or b.sample_index != end
             center, end = round(b.center_hz), b.sample_index + b.num_samples
-            yield b, (b.raw if b.raw is not None else b.iq), restart
+            yield b, b.samples, restart
 
     for b, ahead in frames_ahead_stream(eng, items()):
-        kind = {"raw": b.raw} if b.raw is not None else {"iq": b.iq}
-        yield FramedBlock(**kind, center_hz=b.center_hz, sample_rate_hz=b.sample_rate_hz, sample_index=b.sample_index,
-                          timestamp=b.timestamp, gain_db=b.gain_db, ahead=ahead)
+        object.__setattr__(b, "ahead", ahead)  # a block just read here, not yet seen by anyone else
+        yield b
 
 
 _DONE = object()
