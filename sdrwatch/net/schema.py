@@ -596,3 +596,11 @@ def utc_now() -> str:
     from datetime import timezone
 
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def utc_iso(unix_s: float) -> str:
+    """Unix seconds as the schema's UTC ISO-8601 time with milliseconds (as :func:`utc_now`): the
+    times the collector stores, so they compare as text in SQL."""
+    from datetime import timezone
+
+    return datetime.fromtimestamp(unix_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -13,13 +13,13 @@ import socket
 import sqlite3
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 import sqlite_utils
 
 from ..errors import SdrwatchError
+from ..net import schema
 from ..net.collector import Item  # noqa: F401 - the record holder the collector hands over
 
 #: |agent clock - collector clock| above this many seconds sets ``clock_skewed``
@@ -89,8 +89,7 @@ class StoreError(SdrwatchError):
     """A collector database that cannot be opened or written."""
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+iso = schema.utc_iso  # the times stored: the schema's
 
 
 def _dumps(obj) -> str:

@@ -717,12 +717,16 @@ def db_read_error(conn: sqlite3.Connection, exc: sqlite3.Error) -> SdrwatchError
     return SdrwatchError(f"{path}: cannot read the collector database ({why})")
 
 
+def has_table(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether the database has this table (or view): an older collector's may not."""
+    return conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone() is not None
+
+
 def table_rows(conn: sqlite3.Connection, table: str, where: str = "", params: Sequence = ()) -> list[dict]:
     """Rows of a table as dicts, or [] if the table does not exist (yet). A database that cannot be
     read raises :class:`SdrwatchError` (one line)."""
     try:
-        exists = conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone()
-        if not exists:
+        if not has_table(conn, table):
             return []
         return [dict(r) for r in conn.execute(f"select * from [{table}] {where}", tuple(params))]
     except sqlite3.DatabaseError as exc:

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import SdrwatchError
+from ..net.schema import utc_iso
 from . import plots
 
 TOP_ALERTS = 3
@@ -196,23 +197,14 @@ def presence_uptime(changes: Sequence[tuple[float, bool, str | None]], start_s: 
     return float(min(1.0, online_s / (end_s - start_s))), spells
 
 
-def _store_time(t: float) -> str:
-    """Unix seconds as the collector writes times (``2026-06-07T08:00:00.000Z``), for comparing in SQL."""
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _has_table(conn, table: str) -> bool:
-    return conn.execute("select 1 from sqlite_master where type in ('table','view') and name=?", (table,)).fetchone() is not None
-
-
 def presence_changes(conn, site: str, start_s: float, end_s: float, receiver: str | None = None) -> list[tuple[float, bool, str | None]]:
     """A site's own ``presence`` rows (``receiver`` null), or with ``receiver`` that receiver's, that
     decide its state in [start_s, end_s], as :func:`presence_uptime` takes them: the last row at or
     before ``start_s``, every row inside, and, when there is neither, the first row after. [] when
     the database has no presence table (a collector from before it) or no row for it."""
-    if not _has_table(conn, "presence"):
+    if not plots.has_table(conn, "presence"):
         return []
-    lo, hi = _store_time(start_s), _store_time(end_s)
+    lo, hi = utc_iso(start_s), utc_iso(end_s)
     if receiver is None:
         mine, key = "select online, time, reason from presence where site = ? and (receiver is null or receiver = '')", (site,)
     else:
@@ -230,7 +222,7 @@ def collector_down(conn) -> list[tuple[float, float]] | None:
     start, and after a last run that stopped cleanly (to infinity). A last run without a stop is
     taken as still running (time after its stamp is the report's "no record"). None when the
     database has no run rows (a collector from before them): downtime is then not known."""
-    if not _has_table(conn, "collector_runs"):
+    if not plots.has_table(conn, "collector_runs"):
         return None
     runs = []
     for started, alive, stopped in conn.execute("select started, last_alive, stopped from collector_runs order by started, id"):
@@ -257,7 +249,7 @@ def last_record_time(conn) -> float | None:
     for table, column in (("presence", "time"), ("sites", "last_heartbeat"), ("receivers", "last_heartbeat"),
                           ("health", "received_time"), ("alerts", "last_received_time"), ("alert_events", "received_time"),
                           ("collector_runs", "last_alive")):
-        if not _has_table(conn, table) or column not in {r[1] for r in conn.execute(f"pragma table_info([{table}])")}:
+        if not plots.has_table(conn, table) or column not in {r[1] for r in conn.execute(f"pragma table_info([{table}])")}:
             continue
         t = _t(conn.execute(f"select max([{column}]) from [{table}]").fetchone()[0])
         if t is not None and (best is None or t > best):
