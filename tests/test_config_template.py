@@ -94,3 +94,11 @@ def test_values_a_config_cannot_hold_are_refused_when_writing():
             site_config_toml("s", "rtl_tcp://127.0.0.1:1", check={"reference_hz": bad})
     with pytest.raises(ValueError, match="cannot write"):
         site_config_toml("s", "rtl_tcp://127.0.0.1:1", check={"what": object()})
+
+
+def test_a_key_ending_in_a_newline_is_quoted():
+    """A key is written bare only when all of it is bare-key characters: ``$`` in the pattern once let
+    ``"0\\n"`` through bare, and the file did not load (found by the round trip above)."""
+    from sdrwatch.agent.config import _toml_table, tomllib
+
+    assert tomllib.loads(_toml_table("[t]", {"0\n": False, "ok_key-1": 1})) == {"t": {"0\n": False, "ok_key-1": 1}}

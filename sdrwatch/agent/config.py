@@ -505,7 +505,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY_RE.match(key) else _toml_string(key)
+    return key if _BARE_KEY_RE.fullmatch(key) else _toml_string(key)  # fullmatch: "$" would let "k\n" through
 
 
 def _toml_value(value: Any) -> str:
